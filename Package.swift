@@ -1,0 +1,59 @@
+// swift-tools-version: 6.1
+//
+// SMMUSim — a cycle-approximate emulator of an Arm SMMUv3 system.
+// Layering (dependencies point down only), see the DocC catalogs and README:
+//
+//   smmusim (thin executable) → SMMUSimCommands (CLI as a library)
+//   DevicePlatform (accelerator: RV64 core + SRAM + control page, boot loop)
+//   RVCore (RV64IMAC interpreter) · ELFImage (libelf loader, over CLibELF)
+//   Memory (sparse physical memory, DRAM timing, device-local SRAM)
+//   SimKernel (time, events, deterministic executor, statistics, trace)
+import PackageDescription
+
+let package = Package(
+    name: "SMMUSim",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "smmusim", targets: ["smmusim"]),
+        .library(name: "SMMUSimCommands", targets: ["SMMUSimCommands"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        .target(
+            name: "SimKernel",
+            dependencies: [
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .target(name: "Memory", dependencies: ["SimKernel"]),
+        .systemLibrary(
+            name: "CLibELF",
+            pkgConfig: "libelf",
+            providers: [.apt(["libelf-dev"])]
+        ),
+        .target(name: "ELFImage", dependencies: ["CLibELF"]),
+        .target(name: "RVCore", dependencies: ["Memory"]),
+        .target(name: "DevicePlatform", dependencies: ["SimKernel", "Memory", "RVCore", "ELFImage"]),
+        .target(
+            name: "SMMUSimCommands",
+            dependencies: [
+                "DevicePlatform", "SimKernel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "smmusim", dependencies: ["SMMUSimCommands"]),
+
+        .testTarget(name: "SimKernelTests", dependencies: ["SimKernel"]),
+        .testTarget(name: "MemoryTests", dependencies: ["Memory", "SimKernel"]),
+        .testTarget(name: "ELFImageTests", dependencies: ["ELFImage"]),
+        .testTarget(name: "RVCoreTests", dependencies: ["RVCore", "Memory"]),
+        .testTarget(name: "DevicePlatformTests", dependencies: ["DevicePlatform", "ELFImage", "RVCore", "SimKernel"]),
+        .testTarget(name: "SMMUSimCommandsTests", dependencies: ["SMMUSimCommands", "smmusim"]),
+    ]
+)

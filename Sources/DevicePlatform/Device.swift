@@ -1,0 +1,305 @@
+// One accelerator device: an RV64IMAC core, its SRAM and its control page, driven by the
+// simulator's event queue (DESIGN.md, "The device platform" and "Time").
+
+import ELFImage
+import Memory
+import RVCore
+import SimKernel
+
+/// Register offsets of the control page at ``DeviceConfig/controlBase``.
+/// `Firmware/include/smmusim.h` documents the same map for firmware authors.
+public enum ControlRegister: UInt64, CaseIterable, Sendable {
+    /// Write: the low byte goes to the device's console.
+    case console = 0x00
+    /// Write: stop the core; the value is the exit code.
+    case exit = 0x08
+    /// Read: the core's cycle count (`mcycle`).
+    case cycle = 0x10
+    /// Read: bytes of SRAM, so start-up code can put the stack at the top.
+    case sramSize = 0x18
+}
+
+/// Why a device stopped.
+public enum DeviceStop: Equatable, Sendable, CustomStringConvertible {
+    /// The firmware wrote EXIT or `tohost`.
+    case exited(code: UInt64)
+    /// `maxInstructions` instructions retired.
+    case instructionLimit
+    /// The same trap was taken again and again without an instruction retiring.
+    case trapLoop(cause: UInt64, pc: UInt64, tval: UInt64)
+    /// The core waits for an interrupt and nothing in the system can raise one.
+    case idleForever(pc: UInt64)
+
+    public var description: String {
+        switch self {
+        case .exited(let code): return "exited with code \(code)"
+        case .instructionLimit: return "instruction limit reached"
+        case .trapLoop(let cause, let pc, let tval):
+            return "trap loop: \(RVCause.name(cause)) (mcause 0x\(hex(cause))) at pc 0x\(hex(pc)), mtval 0x\(hex(tval))"
+        case .idleForever(let pc): return "core waits for an interrupt at pc 0x\(hex(pc)) and nothing can raise one"
+        }
+    }
+}
+
+func hex(_ v: UInt64) -> String { String(v, radix: 16) }
+
+/// Names of the RISC-V machine trap causes, for summaries and traces.
+public enum RVCause {
+    public static func name(_ cause: UInt64) -> String {
+        let interrupt = cause >> 63 != 0
+        let code = cause & ~(1 << 63)
+        if interrupt {
+            switch code {
+            case 3: return "machine software interrupt"
+            case 7: return "machine timer interrupt"
+            case 11: return "machine external interrupt"
+            default: return "interrupt \(code)"
+            }
+        }
+        switch code {
+        case 0: return "instruction address misaligned"
+        case 1: return "instruction access fault"
+        case 2: return "illegal instruction"
+        case 3: return "breakpoint"
+        case 4: return "load address misaligned"
+        case 5: return "load access fault"
+        case 6: return "store/AMO address misaligned"
+        case 7: return "store/AMO access fault"
+        case 11: return "environment call from M-mode"
+        default: return "exception \(code)"
+        }
+    }
+}
+
+/// An accelerator device: core, SRAM and control page.
+///
+/// Hardware is an event-driven state machine: the core runs in quanta scheduled on the
+/// ``Simulator``; each quantum ends at the next pending event (so other components see a
+/// consistent time) or after ``DeviceConfig/quantumCycles``.
+public final class Device: RVBus {
+    public let name: String
+    public let config: DeviceConfig
+    public let sim: Simulator
+    public let clock: ClockDomain
+    public let sram: LocalMemory
+    public private(set) var core: RVCore!
+
+    /// Stop after this many retired instructions (`nil`: no limit).
+    public var maxInstructions: UInt64?
+    /// Receives every console byte as the firmware writes it.
+    public var onConsole: ((UInt8) -> Void)?
+    /// Called once when the device stops, at the simulated time of the stop.
+    public var onStop: ((DeviceStop) -> Void)?
+
+    public private(set) var stop: DeviceStop?
+    public private(set) var stopTime: Tick?
+    public private(set) var image: ELFImage?
+    /// Address of the image's `tohost` symbol, if it has one.
+    public private(set) var tohost: UInt64?
+    /// Console bytes written so far.
+    public private(set) var consoleBytes: UInt64 = 0
+    public private(set) var controlAccesses: UInt64 = 0
+
+    private var started = false
+    private var waiting = false
+    private var quantumStart = Tick.zero
+    private var quantumStartCycles: UInt64 = 0
+    private var track: TraceTrackID?
+    private var consoleTrack: TraceTrackID?
+    private var consoleLine: [UInt8] = []
+
+    /// The address range images must load into.
+    public var loadRegion: Range<UInt64> { DeviceConfig.sramBase ..< DeviceConfig.sramBase + config.sramSize }
+
+    public init(name: String = "dev0", config: DeviceConfig = DeviceConfig(), simulator: Simulator, hartID: UInt64 = 0) {
+        if let problem = config.validate() { preconditionFailure("Device \(name): \(problem)") }
+        self.name = name
+        self.config = config
+        self.sim = simulator
+        self.clock = ClockDomain(name: "\(name).core", hertz: config.coreClockHz)
+        self.sram = LocalMemory(base: DeviceConfig.sramBase, size: config.sramSize)
+        self.core = RVCore(hartID: hartID, memory: sram, bus: self, timing: config.coreTiming)
+        sram.onWatchedWrite = { [unowned self] _, _ in self.tohostWritten() }
+        core.onTrap = { [unowned self] cause, pc, tval in self.trapTaken(cause: cause, pc: pc, tval: tval) }
+        if let trace = simulator.trace {
+            track = trace.track(named: "\(name).core")
+            consoleTrack = trace.track(named: "\(name).console")
+        }
+    }
+
+    /// Simulated time at the core's current cycle (inside a quantum this runs ahead of
+    /// `sim.now`, which is the quantum's start).
+    public var localTime: Tick {
+        quantumStart + clock.ticks(cycles: core.cycles - quantumStartCycles)
+    }
+
+    /// Copies the image's segments into SRAM (zero-filling beyond the file bytes), points
+    /// the core at the entry and watches `tohost`. The image must have been opened with
+    /// ``loadRegion`` so that every segment is known to fit.
+    public func load(_ image: ELFImage) {
+        precondition(!started, "Device \(name): load before start")
+        for segment in image.segments {
+            precondition(sram.contains(segment.address, length: max(segment.memorySize, 1)),
+                         "Device \(name): image was not validated against this device's SRAM")
+            sram.write(segment.fileBytes, at: segment.address)
+            let fileSize = UInt64(segment.fileBytes.count)
+            if segment.memorySize > fileSize {
+                sram.zero(segment.address + fileSize, length: segment.memorySize - fileSize)
+            }
+        }
+        core.pc = image.entry
+        if let symbol = image.symbol(named: "tohost"), sram.contains(symbol.value, length: 8) {
+            watchTohost(symbol.value)
+        }
+        self.image = image
+    }
+
+    /// Makes `address` (8 bytes in SRAM) the `tohost` word: writing `v` with `v & 1 == 1`
+    /// stops the core with exit code `v >> 1` (the RISC-V test convention).
+    public func watchTohost(_ address: UInt64) {
+        precondition(sram.contains(address, length: 8), "Device \(name): tohost 0x\(hex(address)) is outside SRAM")
+        tohost = address
+        sram.watch(address, length: 8)
+    }
+
+    /// Starts the core at the current simulated time.
+    public func start() {
+        precondition(!started, "Device \(name): started twice")
+        started = true
+        quantumStart = sim.now
+        quantumStartCycles = core.cycles
+        sim.schedule(at: sim.now) { [unowned self] in self.runQuantum() }
+    }
+
+    /// Raises or lowers an interrupt line of the core (mip bit 3, 7 or 11); a pending,
+    /// enabled interrupt wakes a core waiting in `wfi`.
+    public func setInterrupt(_ bit: Int, pending: Bool) {
+        core.setInterruptPending(bit, pending)
+        if pending && waiting && stop == nil {
+            waiting = false
+            sim.schedule(at: sim.now) { [unowned self] in self.runQuantum() }
+        }
+    }
+
+    private func runQuantum() {
+        guard stop == nil else { return }
+        let start = sim.now
+        var budget = config.quantumCycles
+        if let next = sim.nextEventTime {
+            // Another component acts at `next`: run only up to it so that it sees this
+            // core's effects in time order. At the same tick, let it go first.
+            if next <= start {
+                sim.schedule(at: start) { [unowned self] in self.runQuantum() }
+                return
+            }
+            budget = min(budget, max(1, clock.cycles(in: next - start)))
+        }
+        if let limit = maxInstructions {
+            if core.instret >= limit { finish(.instructionLimit, at: start); return }
+            budget = min(budget, limit - core.instret)
+        }
+        quantumStart = start
+        quantumStartCycles = core.cycles
+        let instretBefore = core.instret
+        let reason = core.run(cycleBudget: budget)
+        let end = localTime
+        if let trace = sim.trace, let track {
+            trace.slice(track: track, name: "run", start: start, end: end,
+                        args: ["instructions": .int(Int64(core.instret - instretBefore)), "pc": .string("0x" + hex(core.pc))])
+        }
+        switch reason {
+        case .budgetExhausted:
+            if let limit = maxInstructions, core.instret >= limit {
+                finish(.instructionLimit, at: end)
+            } else {
+                sim.schedule(at: end) { [unowned self] in self.runQuantum() }
+            }
+        case .exited(let code):
+            finish(.exited(code: code), at: end)
+        case .waitingForInterrupt:
+            waiting = true
+            // Nothing in this system raises device interrupts yet except other
+            // components' events; if none is pending the wait can never end.
+            if sim.nextEventTime == nil { finish(.idleForever(pc: core.pc), at: end) }
+        case .trapLoop(let cause, let pc, let tval):
+            finish(.trapLoop(cause: cause, pc: pc, tval: tval), at: end)
+        }
+    }
+
+    private func finish(_ reason: DeviceStop, at time: Tick) {
+        guard stop == nil else { return }
+        flushConsoleLine(at: time)
+        stop = reason
+        stopTime = time
+        if let trace = sim.trace, let track {
+            trace.instant(track: track, name: "stop", at: time, args: ["reason": .string(reason.description)])
+        }
+        onStop?(reason)
+    }
+
+    private func tohostWritten() {
+        guard let tohost else { return }
+        let value = sram.load(tohost, as: UInt64.self)
+        if value & 1 == 1 { core.requestStop(.exited(code: value >> 1)) }
+    }
+
+    private func trapTaken(cause: UInt64, pc: UInt64, tval: UInt64) {
+        guard let trace = sim.trace, let track else { return }
+        trace.instant(track: track, name: "trap", at: localTime,
+                      args: ["cause": .string(RVCause.name(cause)), "pc": .string("0x" + hex(pc)), "tval": .string("0x" + hex(tval))])
+    }
+
+    private func consoleWrite(_ byte: UInt8) {
+        consoleBytes += 1
+        onConsole?(byte)
+        guard sim.trace != nil else { return }
+        if byte == 0x0A { flushConsoleLine(at: localTime) } else { consoleLine.append(byte) }
+    }
+
+    private func flushConsoleLine(at time: Tick) {
+        guard !consoleLine.isEmpty, let trace = sim.trace, let consoleTrack else { return }
+        trace.instant(track: consoleTrack, name: "console", at: time,
+                      args: ["text": .string(String(decoding: consoleLine, as: UTF8.self))])
+        consoleLine.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: RVBus — everything the core reaches outside SRAM.
+
+    /// Control-page accesses must be naturally aligned and 1, 2, 4 or 8 bytes wide; a
+    /// narrower read returns the addressed bytes of the 64-bit register. Reserved
+    /// offsets read as zero and ignore writes. Anything outside the page is an access
+    /// fault: the platform has nothing else mapped yet.
+    public func load(_ address: UInt64, size: Int, core: RVCore) -> RVBusResponse? {
+        guard let offset = controlOffset(address, size: size) else { return nil }
+        controlAccesses += 1
+        let register = offset & ~7
+        var value: UInt64 = 0
+        switch ControlRegister(rawValue: register) {
+        case .cycle: value = core.cycles
+        case .sramSize: value = config.sramSize
+        case .console, .exit, nil: value = 0
+        }
+        let shifted = value >> ((offset & 7) * 8)
+        let masked = size == 8 ? shifted : shifted & ((1 << (UInt64(size) * 8)) - 1)
+        return RVBusResponse(value: masked, extraCycles: config.controlAccessCycles)
+    }
+
+    public func store(_ address: UInt64, size: Int, value: UInt64, core: RVCore) -> RVBusResponse? {
+        guard let offset = controlOffset(address, size: size) else { return nil }
+        controlAccesses += 1
+        switch ControlRegister(rawValue: offset) {
+        case .console: consoleWrite(UInt8(truncatingIfNeeded: value))
+        case .exit: core.requestStop(.exited(code: value))
+        case .cycle, .sramSize, nil: break   // read-only or reserved: writes are ignored
+        }
+        return RVBusResponse(value: 0, extraCycles: config.controlAccessCycles)
+    }
+
+    private func controlOffset(_ address: UInt64, size: Int) -> UInt64? {
+        let offset = address &- DeviceConfig.controlBase
+        guard address >= DeviceConfig.controlBase, offset < 4096,
+              size == 1 || size == 2 || size == 4 || size == 8,
+              offset % UInt64(size) == 0 else { return nil }
+        return offset
+    }
+}

@@ -1,0 +1,41 @@
+// Configuration of one accelerator device: its SRAM, its core clock and timing, and the
+// cost of its control page (DESIGN.md, "The device platform").
+
+import RVCore
+
+/// How one accelerator device is built. Every field has a documented default.
+public struct DeviceConfig: Codable, Sendable, Equatable {
+    /// SRAM base: fixed by the platform (DESIGN.md), not configurable.
+    public static let sramBase: UInt64 = 0x8000_0000
+    /// Control page base: fixed by the platform (DESIGN.md).
+    public static let controlBase: UInt64 = 0x1000_0000
+
+    /// Bytes of device SRAM. Default 16 MiB (DESIGN.md); a non-zero multiple of 4 KiB,
+    /// at most 2 GiB so SRAM stays below the 4 GiB line the firmware is linked for.
+    public var sramSize: UInt64 = 16 << 20
+    /// Device core clock. Default 1 GHz, a typical frequency for a small embedded
+    /// controller core on an accelerator (the pcie-bench NFP-6000 row of
+    /// timing-sources.md §2 runs its cores at 1.2 GHz; we round to 1 GHz so cycles and
+    /// nanoseconds coincide in summaries).
+    public var coreClockHz: UInt64 = 1_000_000_000
+    /// Per-instruction cycle costs of the core.
+    public var coreTiming: RVCoreTiming = RVCoreTiming()
+    /// Extra core cycles for a load or store to the control page: a short on-device
+    /// peripheral bus (a design choice; no published figure exists for this).
+    public var controlAccessCycles: UInt64 = 4
+    /// Longest stretch of cycles the core runs before the simulator looks at its event
+    /// queue again when nothing else is scheduled. Larger is faster; it never changes
+    /// results because the core always yields before the next pending event.
+    public var quantumCycles: UInt64 = 1_000_000
+
+    public init() {}
+
+    /// Checks the configuration; returns a one-line description of the first problem.
+    public func validate() -> String? {
+        if sramSize == 0 || sramSize % 4096 != 0 { return "SRAM size \(sramSize) is not a non-zero multiple of 4 KiB" }
+        if sramSize > 2 << 30 { return "SRAM size \(sramSize) exceeds the platform's 2 GiB limit" }
+        if coreClockHz == 0 || coreClockHz > 100_000_000_000 { return "core clock \(coreClockHz) Hz is outside 1 Hz ... 100 GHz" }
+        if quantumCycles == 0 { return "quantum must be at least one cycle" }
+        return nil
+    }
+}

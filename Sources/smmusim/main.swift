@@ -1,0 +1,4 @@
+// The `smmusim` executable: everything lives in SMMUSimCommands.
+import SMMUSimCommands
+
+SMMUSim.main()
