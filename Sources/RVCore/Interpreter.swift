@@ -4,10 +4,12 @@ import Memory
 // ch. 2 and 4 RV32I/RV64I, ch. 13 "M", ch. 14 "A"; Privileged ISA 3.3 mret/wfi).
 // Performance design and measurements: RVCore.docc/Interpreter.md.
 //
-// Hot state (pc, cycle counters, the current page's slot table, the register file, the
-// SRAM and page-flag pointers, timing parameters) lives in locals. Anything rare goes to
-// an out-of-line method on the slow path; before such a call the locals are published to
-// the object ("commit": pc, cycles, stalls) and read back afterwards ("reload").
+// Hot state lives in locals: the current slot pointer (the pc is implied by its position
+// in the page's slot table), two counters, the register file, the SRAM and page-flag
+// pointers and the timing parameters. Sequential execution steps the slot pointer; only
+// taken control transfers look at addresses. Anything rare goes to an out-of-line method;
+// before such a call the locals are published to the object (`publish`: pc, cycles,
+// stalls) and read back afterwards (`resume`).
 
 @inline(__always) func sext32(_ v: UInt32) -> UInt64 { UInt64(bitPattern: Int64(Int32(bitPattern: v))) }
 @inline(__always) func sext32(_ v: UInt64) -> UInt64 { sext32(UInt32(truncatingIfNeeded: v)) }
@@ -54,6 +56,7 @@ extension RVCore {
             pendingStop = nil
             return s
         }
+        guard cycleBudget > 0 else { return .budgetExhausted }
         if pc & 1 != 0 {
             // Instruction address misaligned is only reachable if the platform sets an odd
             // pc: with C every control transfer is 2-byte aligned (jalr clears bit 0, mepc

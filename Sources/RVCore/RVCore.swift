@@ -87,11 +87,13 @@ public final class RVCore {
         decodedPages.initialize(repeating: nil, count: pageCount)
         redirectSlot = .allocate(capacity: 1)
         redirectSlot.initialize(to: DecodedInstruction(.redirect))
+        // One core per LocalMemory: the core owns the memory's code-write hook.
         memory.onCodeWrite = { [weak self] page in self?.codeWritten(page: page) }
     }
 
     deinit {
-        memory.onCodeWrite = nil
+        // memory.onCodeWrite is left alone: the hook holds this core weakly and becomes a
+        // no-op, and a successor core on the same memory may already have installed its own.
         for p in allocatedPages { decodedPages[p]?.deallocate() }
         decodedPages.deallocate()
         redirectSlot.deallocate()

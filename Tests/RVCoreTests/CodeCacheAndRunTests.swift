@@ -87,6 +87,21 @@ import RVCore
         #expect(m.core.register(R.a0) == 1 + 0x40)
     }
 
+    @Test func executionContinuesAfterAnInstructionThatCrossesAPage() {
+        // `addi a0, x0, 0` has an all-zero upper half (an illegal parcel if executed on its
+        // own): after it, execution must resume at boundary + 2, not at the boundary.
+        let m = Machine()
+        let boundary = Machine.base + 0x4000
+        m.place([A.addi(R.a0, R.zero, 0), A.addi(R.a0, R.a0, 5)] + Machine.halt, at: boundary - 2)
+        m.core.setRegister(R.a0, 9)
+        m.place(Machine.setHandler + A.li(R.a1, boundary - 2) + [A.jalr(R.zero, R.a1, 0)], at: Machine.base)
+        m.place(Machine.halt, at: Machine.handler)
+        m.core.pc = Machine.base
+        #expect(m.core.run(cycleBudget: 1000) == .exited(code: 0))
+        #expect(m.core.register(R.a0) == 5)
+        #expect(m.core.trapCount == 0)
+    }
+
     @Test func dataStoresOnACodePageLeaveOtherCodeIntact() {
         // A counter that lives on the same page as the loop updating it.
         let m = Machine()
