@@ -6,6 +6,7 @@
 //   smmusim (thin executable) → SMMUSimCommands (CLI as a library)
 //   DevicePlatform (accelerator: RV64 core + SRAM + control page, boot loop)
 //   RVCore (RV64IMAC interpreter) · ELFImage (libelf loader, over CLibELF)
+//   SMMUArch (SMMUv3 encodings: registers, STE, CD, commands, events — pure values)
 //   Memory (sparse physical memory, DRAM timing, device-local SRAM)
 //   SimKernel (time, events, deterministic executor, statistics, trace)
 import PackageDescription
@@ -39,11 +40,12 @@ let package = Package(
         ),
         .target(name: "ELFImage", dependencies: ["CLibELF"]),
         .target(name: "RVCore", dependencies: ["Memory"]),
+        .target(name: "SMMUArch"),
         .target(name: "DevicePlatform", dependencies: ["SimKernel", "Memory", "RVCore", "ELFImage"]),
         .target(
             name: "SMMUSimCommands",
             dependencies: [
-                "DevicePlatform", "SimKernel",
+                "DevicePlatform", "SimKernel", "SMMUArch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,6 +56,7 @@ let package = Package(
         .testTarget(name: "ELFImageTests", dependencies: ["ELFImage"]),
         .testTarget(name: "RVCoreTests", dependencies: ["RVCore", "Memory"]),
         .testTarget(name: "DevicePlatformTests", dependencies: ["DevicePlatform", "ELFImage", "RVCore", "SimKernel"]),
-        .testTarget(name: "SMMUSimCommandsTests", dependencies: ["SMMUSimCommands", "smmusim"]),
+        .testTarget(name: "SMMUArchTests", dependencies: ["SMMUArch"]),
+        .testTarget(name: "SMMUSimCommandsTests", dependencies: ["SMMUSimCommands", "SMMUArch", "smmusim"]),
     ]
 )

@@ -76,7 +76,7 @@ public enum RVCause {
 /// Hardware is an event-driven state machine: the core runs in quanta scheduled on the
 /// ``Simulator``; each quantum ends at the next pending event (so other components see a
 /// consistent time) or after ``DeviceConfig/quantumCycles``.
-public final class Device: RVBus {
+public final class Device {
     public let name: String
     public let config: DeviceConfig
     public let sim: Simulator
@@ -118,7 +118,10 @@ public final class Device: RVBus {
         self.sim = simulator
         self.clock = ClockDomain(name: "\(name).core", hertz: config.coreClockHz)
         self.sram = LocalMemory(base: DeviceConfig.sramBase, size: config.sramSize)
-        self.core = RVCore(hartID: hartID, memory: sram, bus: self, timing: config.coreTiming)
+        // The core holds its bus strongly; the bus refers back to the device unowned, so
+        // a device and its core are freed together.
+        self.core = RVCore(hartID: hartID, memory: sram, bus: DeviceBus(), timing: config.coreTiming)
+        (core.bus as! DeviceBus).device = self
         sram.onWatchedWrite = { [unowned self] _, _ in self.tohostWritten() }
         core.onTrap = { [unowned self] cause, pc, tval in self.trapTaken(cause: cause, pc: pc, tval: tval) }
         if let trace = simulator.trace {
@@ -263,13 +266,13 @@ public final class Device: RVBus {
         consoleLine.removeAll(keepingCapacity: true)
     }
 
-    // MARK: RVBus — everything the core reaches outside SRAM.
+    // MARK: The bus — everything the core reaches outside SRAM.
 
     /// Control-page accesses must be naturally aligned and 1, 2, 4 or 8 bytes wide; a
     /// narrower read returns the addressed bytes of the 64-bit register. Reserved
     /// offsets read as zero and ignore writes. Anything outside the page is an access
     /// fault: the platform has nothing else mapped yet.
-    public func load(_ address: UInt64, size: Int, core: RVCore) -> RVBusResponse? {
+    public func controlLoad(_ address: UInt64, size: Int, core: RVCore) -> RVBusResponse? {
         guard let offset = controlOffset(address, size: size) else { return nil }
         controlAccesses += 1
         let register = offset & ~7
@@ -284,7 +287,7 @@ public final class Device: RVBus {
         return RVBusResponse(value: masked, extraCycles: config.controlAccessCycles)
     }
 
-    public func store(_ address: UInt64, size: Int, value: UInt64, core: RVCore) -> RVBusResponse? {
+    public func controlStore(_ address: UInt64, size: Int, value: UInt64, core: RVCore) -> RVBusResponse? {
         guard let offset = controlOffset(address, size: size) else { return nil }
         controlAccesses += 1
         switch ControlRegister(rawValue: offset) {
@@ -301,5 +304,18 @@ public final class Device: RVBus {
               size == 1 || size == 2 || size == 4 || size == 8,
               offset % UInt64(size) == 0 else { return nil }
         return offset
+    }
+}
+
+/// The core's view of everything outside SRAM: forwards to its device.
+final class DeviceBus: RVBus {
+    weak var device: Device?
+
+    func load(_ address: UInt64, size: Int, core: RVCore) -> RVBusResponse? {
+        device?.controlLoad(address, size: size, core: core)
+    }
+
+    func store(_ address: UInt64, size: Int, value: UInt64, core: RVCore) -> RVBusResponse? {
+        device?.controlStore(address, size: size, value: value, core: core)
     }
 }

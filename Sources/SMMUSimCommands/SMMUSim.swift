@@ -12,7 +12,7 @@ public struct SMMUSim: ParsableCommand {
             Boot device firmware on an emulated accelerator (RV64IMAC core, SRAM, control \
             page). See README.md and Firmware/include/smmusim.h for the device platform.
             """,
-        subcommands: [Boot.self]
+        subcommands: [Boot.self, Decode.self]
     )
 
     public init() {}
