@@ -6,6 +6,7 @@
 //   smmusim (thin executable) → SMMUSimCommands (CLI as a library)
 //   DevicePlatform (accelerator: RV64 core + SRAM + control page, boot loop)
 //   RVCore (RV64IMAC interpreter) · ELFImage (libelf loader, over CLibELF)
+//   SMMU (the SMMUv3 model: registers, queues, walker, caches)
 //   SMMUArch (SMMUv3 encodings: registers, STE, CD, commands, events — pure values)
 //   Memory (sparse physical memory, DRAM timing, device-local SRAM)
 //   SimKernel (time, events, deterministic executor, statistics, trace)
@@ -41,6 +42,7 @@ let package = Package(
         .target(name: "ELFImage", dependencies: ["CLibELF"]),
         .target(name: "RVCore", dependencies: ["Memory"]),
         .target(name: "SMMUArch"),
+        .target(name: "SMMU", dependencies: ["SMMUArch", "SimKernel", "Memory"]),
         .target(name: "DevicePlatform", dependencies: ["SimKernel", "Memory", "RVCore", "ELFImage"]),
         .target(
             name: "SMMUSimCommands",
@@ -57,6 +59,7 @@ let package = Package(
         .testTarget(name: "RVCoreTests", dependencies: ["RVCore", "Memory"]),
         .testTarget(name: "DevicePlatformTests", dependencies: ["DevicePlatform", "ELFImage", "RVCore", "SimKernel"]),
         .testTarget(name: "SMMUArchTests", dependencies: ["SMMUArch"]),
+        .testTarget(name: "SMMUTests", dependencies: ["SMMU", "SMMUArch", "SimKernel", "Memory"]),
         .testTarget(name: "SMMUSimCommandsTests", dependencies: ["SMMUSimCommands", "SMMUArch", "smmusim"]),
     ]
 )

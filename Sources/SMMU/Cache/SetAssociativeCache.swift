@@ -1,0 +1,264 @@
+// One generic set-associative cache for every SMMU cache (TLBs, configuration cache, walk
+// caches), instead of one copy per cache as in gem5's SMMUv3 (STYLE.md, "From gem5").
+// Structure parameters follow Arm CoreLink MMU-600 TRM §2.1–2.2 (set-associative, LRU /
+// round-robin / random replacement); defaults are in CacheParameters.swift.
+
+import SimKernel
+
+/// A key that can choose a cache set deterministically.
+///
+/// `Hashable.hashValue` is seeded per process, so a set index derived from it would make
+/// evictions, and so whole runs, differ from one process to the next; keys give their own
+/// stable hash instead.
+public protocol CacheKey: Hashable {
+    /// A hash that depends only on the key's value (never on the process).
+    var stableHash: UInt64 { get }
+}
+
+/// Mixing helpers for ``CacheKey/stableHash`` (SplitMix64 finaliser).
+public enum StableHash {
+    @inlinable public static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    @inlinable public static func combine(_ a: UInt64, _ b: UInt64) -> UInt64 { mix(a ^ (b &* 0x2545_F491_4F6C_DD1D)) }
+}
+
+extension Int: CacheKey {
+    @inlinable public var stableHash: UInt64 { UInt64(bitPattern: Int64(self)) }
+}
+extension UInt64: CacheKey {
+    @inlinable public var stableHash: UInt64 { self }
+}
+
+/// Which way of a full set a new entry replaces.
+public enum ReplacementPolicy: Hashable, Sendable, CustomStringConvertible {
+    /// Least recently used (looked up or inserted).
+    case lru
+    /// Ways in turn, per set.
+    case roundRobin
+    /// A way drawn from a ``SimRNG`` seeded with `seed` (deterministic).
+    case random(seed: UInt64)
+
+    public var description: String {
+        switch self {
+        case .lru: "LRU"
+        case .roundRobin: "round-robin"
+        case .random(let seed): "random(seed \(seed))"
+        }
+    }
+}
+
+/// Counters every cache keeps.
+public struct CacheStatistics: Hashable, Sendable {
+    public var lookups: UInt64 = 0
+    public var hits: UInt64 = 0
+    public var misses: UInt64 = 0
+    /// Valid entries replaced by an insertion into a full set.
+    public var evictions: UInt64 = 0
+    /// Entries removed by invalidation.
+    public var invalidated: UInt64 = 0
+    public init() {}
+}
+
+/// The work one invalidation did: entries examined and entries removed. The model charges
+/// time in proportion to `scanned` (a hardware invalidation walks the structure).
+public struct InvalidationWork: Hashable, Sendable {
+    public var scanned: Int
+    public var removed: Int
+    public init(scanned: Int, removed: Int) {
+        self.scanned = scanned
+        self.removed = removed
+    }
+    public static let none = InvalidationWork(scanned: 0, removed: 0)
+    public static func + (a: Self, b: Self) -> Self { Self(scanned: a.scanned + b.scanned, removed: a.removed + b.removed) }
+}
+
+/// A set-associative cache of `entries` entries in sets of `ways`.
+///
+/// Storage is flat arrays indexed by `set * ways + way`: a lookup probes one set, O(ways),
+/// and allocates nothing. A fully associative cache is `ways == entries`.
+public struct SetAssociativeCache<Key: CacheKey, Value> {
+    public let entries: Int
+    public let ways: Int
+    public let policy: ReplacementPolicy
+    public var sets: Int { entries / ways }
+    public var statistics: CacheStatistics { _statistics }
+    @usableFromInline var _statistics = CacheStatistics()
+    /// Valid entries.
+    public private(set) var count = 0
+
+    /// Per slot: the key's mixed hash with bit 0 set, or 0 for an empty slot. Compared
+    /// before the key, so a probe mostly reads one small array.
+    @usableFromInline var tags: [UInt64]
+    @usableFromInline var keys: [Key?]
+    @usableFromInline var values: [Value?]
+    /// LRU: time of last use; larger is more recent.
+    @usableFromInline var stamps: [UInt64]
+    @usableFromInline var clock: UInt64 = 0
+    /// Round-robin: next victim per set.
+    @usableFromInline var nextVictim: [Int]
+    @usableFromInline var rng: SimRNG
+
+    public init(entries: Int, ways: Int, policy: ReplacementPolicy) {
+        precondition(entries > 0 && ways > 0 && entries % ways == 0,
+                     "SetAssociativeCache: \(entries) entries cannot be split into sets of \(ways) ways")
+        self.entries = entries
+        self.ways = ways
+        self.policy = policy
+        tags = Array(repeating: 0, count: entries)
+        keys = Array(repeating: nil, count: entries)
+        values = Array(repeating: nil, count: entries)
+        stamps = Array(repeating: 0, count: entries)
+        nextVictim = Array(repeating: 0, count: entries / ways)
+        let sets = entries / ways
+        setMask = sets & (sets - 1) == 0 ? UInt64(sets - 1) : nil
+        if case .random(let seed) = policy { rng = SimRNG(seed: seed) } else { rng = SimRNG(seed: 0) }
+    }
+
+    public init(_ parameters: CacheParameters) {
+        self.init(entries: parameters.entries, ways: parameters.ways, policy: parameters.policy)
+    }
+
+    /// sets − 1 when the set count is a power of two (a mask instead of a division).
+    @usableFromInline let setMask: UInt64?
+
+    /// The first slot of `key`'s set, and its tag.
+    @inlinable func locate(_ key: Key) -> (base: Int, tag: UInt64) {
+        let h = StableHash.mix(key.stableHash)
+        let set = setMask.map { h & $0 } ?? h % UInt64(entries / ways)
+        return (Int(truncatingIfNeeded: set) &* ways, h | 1)
+    }
+
+    @inlinable func find(_ key: Key, base: Int, tag: UInt64) -> Int? {
+        var i = base
+        let end = base &+ ways
+        while i < end {
+            if tags[i] == tag && keys[i] == key { return i }
+            i &+= 1
+        }
+        return nil
+    }
+
+    @inlinable func find(_ key: Key) -> Int? {
+        let (base, tag) = locate(key)
+        return find(key, base: base, tag: tag)
+    }
+
+    /// Looks `key` up, counting a hit or a miss and marking the entry used.
+    @inlinable public mutating func lookup(_ key: Key) -> Value? {
+        _statistics.lookups &+= 1
+        guard let i = find(key) else {
+            _statistics.misses &+= 1
+            return nil
+        }
+        _statistics.hits &+= 1
+        clock &+= 1
+        stamps[i] = clock
+        return values[i]
+    }
+
+    /// The entry for `key` without counting or touching replacement state.
+    @inlinable public func peek(_ key: Key) -> Value? {
+        find(key).flatMap { values[$0] }
+    }
+
+    /// Inserts or replaces the entry for `key`; returns the entry evicted to make room.
+    @discardableResult
+    public mutating func insert(_ key: Key, _ value: Value) -> (key: Key, value: Value)? {
+        clock &+= 1
+        let (base, tag) = locate(key)
+        if let i = find(key, base: base, tag: tag) {
+            values[i] = value
+            stamps[i] = clock
+            return nil
+        }
+        var victim = -1
+        for i in base ..< base + ways where tags[i] == 0 {
+            victim = i
+            break
+        }
+        var evicted: (key: Key, value: Value)?
+        if victim < 0 {
+            victim = base + chooseVictim(set: base / ways, base: base)
+            if let k = keys[victim], let v = values[victim] { evicted = (k, v) }
+            _statistics.evictions &+= 1
+        } else {
+            count += 1
+        }
+        tags[victim] = tag
+        keys[victim] = key
+        values[victim] = value
+        stamps[victim] = clock
+        return evicted
+    }
+
+    private mutating func chooseVictim(set: Int, base: Int) -> Int {
+        switch policy {
+        case .lru:
+            var best = 0
+            for w in 1 ..< ways where stamps[base + w] < stamps[base + best] { best = w }
+            return best
+        case .roundRobin:
+            let w = nextVictim[set]
+            nextVictim[set] = (w + 1) % ways
+            return w
+        case .random:
+            return rng.nextIndex(ways)
+        }
+    }
+
+    /// Removes the entry for `key`, if present; returns whether it was.
+    @discardableResult
+    public mutating func remove(_ key: Key) -> Bool {
+        guard let i = find(key) else { return false }
+        clear(i)
+        return true
+    }
+
+    private mutating func clear(_ i: Int) {
+        tags[i] = 0
+        keys[i] = nil
+        values[i] = nil
+        count -= 1
+        _statistics.invalidated &+= 1
+    }
+
+    /// Removes every entry for which `predicate` holds. Every valid entry is examined.
+    @discardableResult
+    public mutating func invalidate(where predicate: (Key, Value) -> Bool) -> InvalidationWork {
+        var scanned = 0, removed = 0
+        for i in 0 ..< entries where tags[i] != 0 {
+            guard let k = keys[i], let v = values[i] else { continue }
+            scanned += 1
+            if predicate(k, v) {
+                clear(i)
+                removed += 1
+            }
+        }
+        return InvalidationWork(scanned: scanned, removed: removed)
+    }
+
+    /// Removes every entry.
+    @discardableResult
+    public mutating func invalidateAll() -> InvalidationWork {
+        invalidate { _, _ in true }
+    }
+
+    /// Every valid entry, in slot order (for reports and tests).
+    public var contents: [(key: Key, value: Value)] {
+        (0 ..< entries).compactMap { i in keys[i].flatMap { k in values[i].map { (k, $0) } } }
+    }
+
+    public mutating func resetStatistics() { _statistics = CacheStatistics() }
+}
+
+extension SetAssociativeCache where Value: ScopedInvalidation {
+    /// Removes every entry that `scope` invalidates.
+    @discardableResult
+    public mutating func invalidate(_ scope: InvalidationScope) -> InvalidationWork {
+        invalidate { _, v in v.isInvalidated(by: scope) }
+    }
+}
