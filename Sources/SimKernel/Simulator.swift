@@ -129,8 +129,9 @@ public final class Simulator: @unchecked Sendable {
     /// after `limit`, or `stop()` is called.
     ///
     /// Ready guest jobs always run before the next event, so time advances only when every
-    /// simulated thread is blocked or sleeping. On `.limit`, `now` becomes `limit` (unless
-    /// `limit` is `.max`).
+    /// simulated thread is blocked or sleeping. On `.limit`, and on `.idle` with a finite
+    /// limit, `now` becomes `limit`: running "until" a time lets that time pass even when
+    /// nothing happens (a register poll loop or an `advance` step relies on it).
     @discardableResult
     public func run(until limit: Tick = .max) -> RunOutcome {
         let core = self.core
@@ -151,6 +152,7 @@ public final class Simulator: @unchecked Sendable {
             if scheduler.runOne() { continue }
             guard let (time, action) = core.pointee.events.popDue(notAfter: limit) else {
                 if core.pointee.events.peekTime() == nil {
+                    if limit != .max { core.pointee.now = limit }
                     reason = .idle
                 } else {
                     if limit != .max { core.pointee.now = limit }

@@ -91,6 +91,19 @@ struct EventQueueTests {
         #expect(sim.totalEventsRun == 3)
     }
 
+    @Test("run(until:) with nothing scheduled lets the time pass; run() without a limit does not")
+    func idleRunUntilAdvancesTime() {
+        let sim = Simulator(seed: 1)
+        let outcome = sim.run(until: .us(3))
+        #expect(outcome.reason == .idle)
+        #expect(sim.now == .us(3))
+        sim.schedule(at: .us(4)) {}
+        #expect(sim.run().reason == .idle)
+        #expect(sim.now == .us(4))
+        _ = sim.run()
+        #expect(sim.now == .us(4))
+    }
+
     @Test("stop() from an action returns .stopped and the next run carries on")
     func stop() {
         let sim = Simulator(seed: 1)
