@@ -8,6 +8,7 @@
 //   RVCore (RV64IMAC interpreter) · ELFImage (libelf loader, over CLibELF)
 //   SMMU (the SMMUv3 model: registers, queues, walker, caches)
 //   SMMUArch (SMMUv3 encodings: registers, STE, CD, commands, events — pure values)
+//   GuestKernel (Linux-like guest: CPUs, threads, locks, RCU/SRCU, kmalloc lifetimes)
 //   Memory (sparse physical memory, DRAM timing, device-local SRAM)
 //   SimKernel (time, events, deterministic executor, statistics, trace)
 import PackageDescription
@@ -42,6 +43,7 @@ let package = Package(
         .target(name: "ELFImage", dependencies: ["CLibELF"]),
         .target(name: "RVCore", dependencies: ["Memory"]),
         .target(name: "SMMUArch"),
+        .target(name: "GuestKernel", dependencies: ["SimKernel", "Memory"]),
         .target(name: "SMMU", dependencies: ["SMMUArch", "SimKernel", "Memory"]),
         .target(name: "DevicePlatform", dependencies: ["SimKernel", "Memory", "RVCore", "ELFImage"]),
         .target(
@@ -60,6 +62,7 @@ let package = Package(
         .testTarget(name: "DevicePlatformTests", dependencies: ["DevicePlatform", "ELFImage", "RVCore", "SimKernel"]),
         .testTarget(name: "SMMUArchTests", dependencies: ["SMMUArch"]),
         .testTarget(name: "SMMUTests", dependencies: ["SMMU", "SMMUArch", "SimKernel", "Memory"]),
+        .testTarget(name: "GuestKernelTests", dependencies: ["GuestKernel", "SimKernel"]),
         .testTarget(name: "SMMUSimCommandsTests", dependencies: ["SMMUSimCommands", "SMMUArch", "smmusim"]),
     ]
 )

@@ -1,0 +1,79 @@
+// Sleeping mutual exclusion (Linux include/linux/mutex.h, kernel/locking/mutex.c;
+// Documentation/locking/mutex-design.rst: one owner, only the owner may unlock, not usable
+// from interrupt context, no recursion).
+
+import SimKernel
+
+/// A guest mutex (`struct mutex`).
+///
+/// `lock` may sleep, so it is reported from atomic context. A contended lock is handed to
+/// the longest waiter when released (Linux hands off only after a waiter has been starved;
+/// optimistic spinning and lock stealing are not modelled, so the order here is strict FIFO).
+public final class Mutex: KernelLock, @unchecked Sendable {
+    @exclusivity(unchecked) public private(set) var owner: GuestTask?
+    let waiters = WaiterList()
+
+    /// Linux `mutex_init`.
+    public init(_ kernel: Kernel, name: String) {
+        super.init(kernel: kernel, name: name, kind: .mutex)
+    }
+
+    /// Linux `mutex_is_locked`.
+    public var isLocked: Bool { owner != nil }
+
+    /// Linux `mutex_lock`.
+    public func lock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+        let t = kernel.requireTask("mutex_lock")
+        let cs = CallSite(site, file, line)
+        kernel.mightSleep(t, "mutex_lock", cs)
+        kernel.emit(.lockAcquiring(self, .exclusive, trylock: false), task: t, site: cs)
+        await kernel.preemptionPoint()
+        var waited = Tick.zero
+        if let holder = owner {
+            if holder === t { reportRecursive(t, cs) }
+            kernel.emit(.lockContended(self, .exclusive), task: t, site: cs)
+            let start = kernel.now
+            _ = await kernel.block(t, on: waiters, reason: waitReason)
+            waited = kernel.now - start
+        } else {
+            owner = t
+        }
+        noteAcquired(t, .exclusive, cs, waited: waited)
+    }
+
+    /// Linux `mutex_trylock`: true if the mutex was free and is now held.
+    public func tryLock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Bool {
+        let t = kernel.requireTask("mutex_trylock")
+        let cs = CallSite(site, file, line)
+        kernel.emit(.lockAcquiring(self, .exclusive, trylock: true), task: t, site: cs)
+        await kernel.preemptionPoint()
+        guard owner == nil else {
+            kernel.emit(.lockTryFailed(self, .exclusive), task: t, site: cs)
+            return false
+        }
+        owner = t
+        noteAcquired(t, .exclusive, cs, waited: .zero)
+        return true
+    }
+
+    /// Linux `mutex_unlock`. Unlocking a free mutex or another task's mutex is reported;
+    /// the latter still unlocks, as Linux does after its warning.
+    public func unlock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+        let t = kernel.requireTask("mutex_unlock")
+        let cs = CallSite(site, file, line)
+        guard let holder = owner else {
+            reportNotHeld(t, "mutex_unlock", cs)
+            return
+        }
+        let held = holder.removeHeld(self)
+        if holder !== t { reportNonOwner(t, "mutex_unlock", cs, owner: holder, held: held) }
+        if let w = waiters.popFirst() {
+            owner = w.task
+            kernel.wake(w)
+        } else {
+            owner = nil
+        }
+        if let held { noteReleased(t, held, cs) }
+        await kernel.preemptionPoint()
+    }
+}

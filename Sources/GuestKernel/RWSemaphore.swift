@@ -1,0 +1,192 @@
+// Read-write semaphores (Linux include/linux/rwsem.h, kernel/locking/rwsem.c), used as
+// `mmap_lock`.
+//
+// Fairness rule, as in Linux 5.3's rwsem.c: a reader arriving while any task is queued
+// queues too (RWSEM_FLAG_WAITERS is part of RWSEM_READ_FAILED_MASK), so a waiting writer
+// is never starved by a stream of readers. When the lock becomes free, `rwsem_mark_wake`
+// wakes the head of the queue: a writer alone, or every reader queued before the first
+// writer. `downgrade_write` wakes the readers at the head the same way. Not modelled:
+// optimistic spinning, writer lock stealing, reader lock stealing of later kernels and the
+// 4 ms hand-off (RWSEM_WAIT_TIMEOUT); the model is strict FIFO by phase.
+
+import SimKernel
+
+/// A guest read-write semaphore (`struct rw_semaphore`).
+public final class RWSemaphore: KernelLock, @unchecked Sendable {
+    @exclusivity(unchecked) public private(set) var writer: GuestTask?
+    /// Tasks holding it for read (a task appears once per hold).
+    @exclusivity(unchecked) public private(set) var readers: [GuestTask] = []
+    let waiters = WaiterList()
+    private static let wantRead: UInt64 = 0
+    private static let wantWrite: UInt64 = 1
+
+    /// Linux `init_rwsem`.
+    public init(_ kernel: Kernel, name: String) {
+        super.init(kernel: kernel, name: name, kind: .rwsem)
+    }
+
+    /// Linux `rwsem_is_locked`.
+    public var isLocked: Bool { writer != nil || !readers.isEmpty }
+
+    /// Linux `down_read`.
+    public func downRead(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+        let t = kernel.requireTask("down_read")
+        let cs = CallSite(site, file, line)
+        kernel.mightSleep(t, "down_read", cs)
+        kernel.emit(.lockAcquiring(self, .shared, trylock: false), task: t, site: cs)
+        await kernel.preemptionPoint()
+        if t.holds(self) { reportRecursive(t, cs) }
+        var waited = Tick.zero
+        if writer == nil && waiters.isEmpty {
+            readers.append(t)
+        } else {
+            kernel.emit(.lockContended(self, .shared), task: t, site: cs)
+            let start = kernel.now
+            _ = await kernel.block(t, on: waiters, reason: waitReason + " (read)", tag: RWSemaphore.wantRead)
+            waited = kernel.now - start
+        }
+        noteAcquired(t, .shared, cs, waited: waited)
+    }
+
+    /// Linux `down_write`.
+    public func downWrite(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+        let t = kernel.requireTask("down_write")
+        let cs = CallSite(site, file, line)
+        kernel.mightSleep(t, "down_write", cs)
+        kernel.emit(.lockAcquiring(self, .exclusive, trylock: false), task: t, site: cs)
+        await kernel.preemptionPoint()
+        if t.holds(self) { reportRecursive(t, cs) }
+        var waited = Tick.zero
+        if writer == nil && readers.isEmpty && waiters.isEmpty {
+            writer = t
+        } else {
+            kernel.emit(.lockContended(self, .exclusive), task: t, site: cs)
+            let start = kernel.now
+            _ = await kernel.block(t, on: waiters, reason: waitReason + " (write)", tag: RWSemaphore.wantWrite)
+            waited = kernel.now - start
+        }
+        noteAcquired(t, .exclusive, cs, waited: waited)
+    }
+
+    /// Linux `down_read_trylock`: fails if a writer holds or waits for the lock.
+    public func downReadTrylock(site: StaticString = #function, file: StaticString = #fileID,
+                                line: UInt = #line) async -> Bool {
+        let t = kernel.requireTask("down_read_trylock")
+        let cs = CallSite(site, file, line)
+        kernel.emit(.lockAcquiring(self, .shared, trylock: true), task: t, site: cs)
+        await kernel.preemptionPoint()
+        guard writer == nil && waiters.isEmpty else {
+            kernel.emit(.lockTryFailed(self, .shared), task: t, site: cs)
+            return false
+        }
+        readers.append(t)
+        noteAcquired(t, .shared, cs, waited: .zero)
+        return true
+    }
+
+    /// Linux `down_write_trylock`.
+    public func downWriteTrylock(site: StaticString = #function, file: StaticString = #fileID,
+                                 line: UInt = #line) async -> Bool {
+        let t = kernel.requireTask("down_write_trylock")
+        let cs = CallSite(site, file, line)
+        kernel.emit(.lockAcquiring(self, .exclusive, trylock: true), task: t, site: cs)
+        await kernel.preemptionPoint()
+        guard writer == nil && readers.isEmpty else {
+            kernel.emit(.lockTryFailed(self, .exclusive), task: t, site: cs)
+            return false
+        }
+        writer = t
+        noteAcquired(t, .exclusive, cs, waited: .zero)
+        return true
+    }
+
+    /// Linux `up_read`.
+    public func upRead(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+        let t = kernel.requireTask("up_read")
+        let cs = CallSite(site, file, line)
+        let holder: GuestTask
+        if let i = readers.firstIndex(where: { $0 === t }) {
+            holder = readers.remove(at: i)
+        } else if !readers.isEmpty {
+            // Linux tolerates this only through the _non_owner variants.
+            holder = readers.removeFirst()
+            let held = heldRead(by: holder)
+            reportNonOwner(t, "up_read", cs, owner: holder, held: held)
+        } else {
+            reportNotHeld(t, "up_read", cs)
+            return
+        }
+        let held = removeRead(of: holder)
+        if readers.isEmpty { wakeWaiters() }
+        if let held { noteReleased(t, held, cs) }
+        await kernel.preemptionPoint()
+    }
+
+    /// Linux `up_write`.
+    public func upWrite(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+        let t = kernel.requireTask("up_write")
+        let cs = CallSite(site, file, line)
+        guard let holder = writer else {
+            reportNotHeld(t, "up_write", cs)
+            return
+        }
+        let held = holder.removeHeld(self)
+        if holder !== t { reportNonOwner(t, "up_write", cs, owner: holder, held: held) }
+        writer = nil
+        wakeWaiters()
+        if let held { noteReleased(t, held, cs) }
+        await kernel.preemptionPoint()
+    }
+
+    /// Linux `downgrade_write`: the write hold becomes a read hold without a window in
+    /// which another writer could get in; queued readers at the head join.
+    public func downgradeWrite(site: StaticString = #function, file: StaticString = #fileID,
+                               line: UInt = #line) async {
+        let t = kernel.requireTask("downgrade_write")
+        let cs = CallSite(site, file, line)
+        guard writer === t, let i = t.heldLocks.lastIndex(where: { $0.lock === self }) else {
+            if let w = writer {
+                reportNonOwner(t, "downgrade_write", cs, owner: w, held: w.heldLocks.last { $0.lock === self })
+            } else {
+                reportNotHeld(t, "downgrade_write", cs)
+            }
+            return
+        }
+        writer = nil
+        readers.append(t)
+        t.heldLocks[i].mode = .shared
+        kernel.emit(.lockDowngraded(self), task: t, site: cs)
+        wakeReaders()
+        await kernel.preemptionPoint()
+    }
+
+    private func heldRead(by task: GuestTask) -> HeldLock? {
+        task.heldLocks.last { $0.lock === self && $0.mode == .shared }
+    }
+
+    private func removeRead(of task: GuestTask) -> HeldLock? {
+        guard let i = task.heldLocks.lastIndex(where: { $0.lock === self && $0.mode == .shared }) else { return nil }
+        return task.heldLocks.remove(at: i)
+    }
+
+    /// `rwsem_mark_wake(RWSEM_WAKE_ANY)` once the lock is free.
+    private func wakeWaiters() {
+        guard writer == nil, readers.isEmpty, let head = waiters.first else { return }
+        if head.tag == RWSemaphore.wantWrite {
+            _ = waiters.popFirst()
+            writer = head.task
+            kernel.wake(head)
+        } else {
+            wakeReaders()
+        }
+    }
+
+    /// Grants the read lock to the run of readers at the head of the queue.
+    private func wakeReaders() {
+        while let head = waiters.first, head.tag == RWSemaphore.wantRead {
+            _ = waiters.popFirst()
+            readers.append(head.task)
+            kernel.wake(head)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+// Spinlocks (Linux include/linux/spinlock.h, kernel/locking/spinlock.c; qspinlock hands the
+// lock over in arrival order, which the FIFO hand-over here follows).
+
+import SimKernel
+
+/// The interrupt state saved by `local_irq_save` / `spin_lock_irqsave`.
+public struct IRQFlags: Sendable, Equatable {
+    /// Whether interrupts were already disabled.
+    public let wereDisabled: Bool
+}
+
+/// A guest spinlock (`spinlock_t`).
+///
+/// Holding one makes the task atomic: blocking while holding it is reported as "sleeping
+/// function called from invalid context". A waiter spins: the time until the lock is handed
+/// to it is accounted as spin time on the waiter's CPU. Waiters get the lock in arrival order.
+///
+/// Model limit: CPUs are accounting domains, not exclusive run queues, so two tasks bound to
+/// one CPU can still interleave while one holds a spinlock, and spinning does not delay the
+/// CPU's other tasks. The one hardware consequence that matters, an interrupt handler
+/// spinning on a lock held on its own CPU, is reported as ``DiagnosticKind/irqLockDeadlock``.
+public final class SpinLock: KernelLock, @unchecked Sendable {
+    @exclusivity(unchecked) public private(set) var owner: GuestTask?
+    let waiters = WaiterList()
+
+    /// Linux `spin_lock_init`.
+    public init(_ kernel: Kernel, name: String) {
+        super.init(kernel: kernel, name: name, kind: .spinlock)
+    }
+
+    public var isLocked: Bool { owner != nil }
+
+    /// Linux `spin_lock`.
+    public func lock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+        await acquire(CallSite(site, file, line))
+    }
+
+    /// Linux `spin_unlock`.
+    public func unlock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+        await release(CallSite(site, file, line), "spin_unlock")
+    }
+
+    /// Linux `spin_lock_irqsave`: disables interrupts on the task's CPU, then locks.
+    public func lockIRQSave(site: StaticString = #function, file: StaticString = #fileID,
+                            line: UInt = #line) async -> IRQFlags {
+        let cs = CallSite(site, file, line)
+        let flags = kernel.localIRQSave(cs)
+        await acquire(cs)
+        return flags
+    }
+
+    /// Linux `spin_unlock_irqrestore`.
+    public func unlockIRQRestore(_ flags: IRQFlags, site: StaticString = #function,
+                                 file: StaticString = #fileID, line: UInt = #line) async {
+        let cs = CallSite(site, file, line)
+        let t = kernel.requireTask("spin_unlock_irqrestore")
+        releaseNow(t, cs, "spin_unlock_irqrestore")
+        kernel.localIRQRestore(flags, cs)
+        await kernel.preemptionPoint()
+    }
+
+    /// Linux `spin_lock_irq`: disables interrupts unconditionally, then locks.
+    public func lockIRQ(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+        let cs = CallSite(site, file, line)
+        _ = kernel.localIRQSave(cs)
+        await acquire(cs)
+    }
+
+    /// Linux `spin_unlock_irq`: unlocks and enables interrupts.
+    public func unlockIRQ(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+        let cs = CallSite(site, file, line)
+        let t = kernel.requireTask("spin_unlock_irq")
+        releaseNow(t, cs, "spin_unlock_irq")
+        kernel.localIRQRestore(IRQFlags(wereDisabled: false), cs)
+        await kernel.preemptionPoint()
+    }
+
+    /// Linux `spin_trylock`: true if the lock was free and is now held.
+    public func tryLock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Bool {
+        let t = kernel.requireTask("spin_trylock")
+        let cs = CallSite(site, file, line)
+        kernel.emit(.lockAcquiring(self, .exclusive, trylock: true), task: t, site: cs)
+        await kernel.preemptionPoint()
+        guard owner == nil else {
+            kernel.emit(.lockTryFailed(self, .exclusive), task: t, site: cs)
+            return false
+        }
+        owner = t
+        enterAtomic(t)
+        noteAcquired(t, .exclusive, cs, waited: .zero)
+        return true
+    }
+
+    private func enterAtomic(_ t: GuestTask) {
+        t.spinlocksHeld += 1
+        kernel.rcu.noteReaderState(t, kernel: kernel)
+    }
+
+    private func acquire(_ cs: CallSite) async {
+        let t = kernel.requireTask("spin_lock")
+        kernel.emit(.lockAcquiring(self, .exclusive, trylock: false), task: t, site: cs)
+        // Linux disables preemption before spinning, so a spinner is atomic too.
+        enterAtomic(t)
+        await kernel.preemptionPoint()
+        var waited = Tick.zero
+        if let holder = owner {
+            if holder === t { reportRecursive(t, cs) }
+            if t.inHardirq, holder.cpu == t.cpu, holder !== t {
+                reportIRQDeadlock(t, holder, cs)
+            }
+            kernel.emit(.lockContended(self, .exclusive), task: t, site: cs)
+            let start = kernel.now
+            _ = await kernel.block(t, on: waiters, reason: waitReason)
+            waited = kernel.now - start
+            let cpu = kernel.cpus[t.cpu]
+            cpu.spinTime += waited
+            t.cpuTime += waited
+        } else {
+            owner = t
+        }
+        noteAcquired(t, .exclusive, cs, waited: waited)
+    }
+
+    private func release(_ cs: CallSite, _ op: String) async {
+        let t = kernel.requireTask("spin_unlock")
+        releaseNow(t, cs, op)
+        await kernel.preemptionPoint()
+    }
+
+    /// Releases without yielding, so the `_irqrestore` variants can restore interrupts
+    /// before the preemption point, as Linux does.
+    private func releaseNow(_ t: GuestTask, _ cs: CallSite, _ op: String) {
+        guard let holder = owner else {
+            reportNotHeld(t, op, cs)
+            return
+        }
+        let held = holder.removeHeld(self)
+        if holder !== t { reportNonOwner(t, op, cs, owner: holder, held: held) }
+        // The holder's preemption count goes down even when another task unlocks, so its
+        // context stays consistent (Linux would underflow the unlocker's count instead).
+        holder.spinlocksHeld -= 1
+        kernel.rcu.noteReaderState(holder, kernel: kernel)
+        if let w = waiters.popFirst() {
+            owner = w.task
+            kernel.wake(w)
+        } else {
+            owner = nil
+        }
+        if let held { noteReleased(t, held, cs) }
+    }
+
+    private func reportIRQDeadlock(_ t: GuestTask, _ holder: GuestTask, _ cs: CallSite) {
+        var sites = [DiagnosticSite(role: "irq \(t.currentIRQ) handler spins", site: cs, time: kernel.now, task: t.ref)]
+        if let h = holder.heldLocks.last(where: { $0.lock === self }) {
+            sites.append(DiagnosticSite(role: "held", site: h.site, time: h.since, task: holder.ref))
+        }
+        kernel.report(.irqLockDeadlock, task: t,
+                      message: """
+                          irq \(t.currentIRQ) handler on cpu\(t.cpu) spins on spinlock \(name) at \(cs), \
+                          held by \(holder.name) (pid \(holder.pid)) on the same CPU with interrupts enabled: \
+                          on hardware the handler never returns
+                          """,
+                      sites: sites, once: "\(id)|\(t.cpu)")
+    }
+}
