@@ -160,6 +160,21 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
         return values[i]
     }
 
+    /// Looks `key` up like ``lookup(_:)`` — counting a hit or a miss, marking the entry
+    /// used — without copying the value out, for a caller that keeps its own copy of a
+    /// large value. Returns whether the entry is present.
+    @inlinable public mutating func touch(_ key: Key) -> Bool {
+        _statistics.lookups &+= 1
+        guard let i = find(key) else {
+            _statistics.misses &+= 1
+            return false
+        }
+        _statistics.hits &+= 1
+        clock &+= 1
+        stamps[i] = clock
+        return true
+    }
+
     /// The entry for `key` without counting or touching replacement state.
     @inlinable public func peek(_ key: Key) -> Value? {
         find(key).flatMap { values[$0] }

@@ -32,7 +32,7 @@ public final class SMMURegisterFile {
     // MARK: Register state (as software reads it)
 
     public internal(set) var cr0: UInt32 = 0
-    public internal(set) var cr0ack: UInt32 = 0
+    @exclusivity(unchecked) public internal(set) var cr0ack: UInt32 = 0
     public internal(set) var cr1: UInt32 = 0
     public internal(set) var cr2: UInt32 = 0
     /// SMMU_GBPA as software reads it: the written value, with Update == 1 until the

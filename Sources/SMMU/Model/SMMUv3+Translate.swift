@@ -1,0 +1,448 @@
+// The translation of an untranslated transaction, in the architecture's order
+// (IHI 0070 G.b §3.2, §3.3; fault priority §7.3): SMMUEN/GBPA (§6.3.14), StreamID range
+// and Stream table (§3.3.1–2, §5.1–5.2), SubstreamID and CD table (§3.3.2, §5.3–5.4; a
+// nested stream's CD fetch is translated by stage 2, CLASS CD §7.3.10), TLBs, then the
+// walk. Faults become event records (§7.3) when the STE/CD say to record (CD.R, STE.S2R),
+// and stall (CD.S, STE.S2S, §3.12.2) or terminate.
+
+import Memory
+import SimKernel
+import SMMUArch
+
+/// A failure on the path: a configuration fault (one event) or a walk fault (a stage 2
+/// fault while fetching a nested stream's CD, or a translation fault).
+enum PathFault: Error {
+    case config(ConfigFault)
+    case walk(TranslationFault)
+}
+
+/// The configuration in effect for one request: a reference, so that the hot path passes
+/// and memoises it without copying the large STE/CD values.
+final class ResolvedStream {
+    let config: StreamConfig
+    let cd: ContextDescriptor?
+    let bypassStage1: Bool
+    let cdIndex: UInt32?
+    let stage2: Stage2Config?
+    /// The stage 1 context in use (nil for bypass, stage 2 only, or S1DSS bypass).
+    let activeCD: ContextDescriptor?
+    let vmid: VMID?
+
+    init(config: StreamConfig, cd: ContextDescriptor?, bypassStage1: Bool, cdIndex: UInt32?) {
+        self.config = config
+        self.cd = cd
+        self.bypassStage1 = bypassStage1
+        self.cdIndex = cdIndex
+        stage2 = config.stage2
+        activeCD = bypassStage1 ? nil : cd
+        vmid = config.stage2?.vmid ?? config.attributes?.vmid
+    }
+}
+
+extension SMMUv3 {
+    /// Translates one untranslated transaction issued at `now`. The result carries the
+    /// latency; nothing is scheduled except the interrupt of an event record.
+    ///
+    /// Micro-TLB hits (one cycle each) are counted inside the SMMU and folded into
+    /// `translations` and `utlb.hits` at the next miss or ``flushStatistics()``; they are
+    /// not added to the `translation.latency` histogram, which covers the translations that
+    /// reached the TCU. Statistics updates cost more than the hit itself.
+    public func translate(_ request: TranslationRequest, at now: Tick) -> TranslationOutcome {
+        // SMMUEN == 0: every transaction follows SMMU_GBPA (§6.3.14). CR0ACK bit 0 is SMMUEN.
+        guard registers.cr0ack & 1 != 0 else {
+            stats.translations.increment()
+            if registers.globalBypassAborts {
+                stats.aborted.increment()
+                return .aborted(.globalBypassAbort, latency: cycle)
+            }
+            stats.bypassed.increment()
+            return .translated(Translation(physicalAddress: OutputAddress(request.address.value), permissions: .all,
+                                           attributes: MemoryAttributes(), blockShift: 64, latency: cycle))
+        }
+        let sid = request.streamID
+        let address = request.address.value
+
+        // TBU micro-TLB.
+        let u = microTLB(for: sid)
+        var shifts = microTLBShifts[u]
+        while shifts != 0 {
+            let shift = shifts.trailingZeroBitCount
+            shifts &= shifts &- 1
+            let key = MicroTLBKey(substreamID: request.substreamID, inputBase: address & ~((1 << UInt64(shift)) &- 1), blockShift: shift)
+            if let e = microTLBs[u].lookup(key), e.permissions.allows(request.access) {
+                pendingMicroTLBHits &+= 1
+                return .translated(translation(e, address, latency: microTLBLatency))
+            }
+        }
+        flushStatistics()
+        stats.translations.increment()
+        var time = now + microTLBLatency
+        let outcome = translateInTCU(request, time: &time, start: now, microTLB: u)
+        stats.translationLatency.record(outcome.latency)
+        return outcome
+    }
+
+    /// Folds the micro-TLB hits counted since the last call into `sim.stats`.
+    public func flushStatistics() {
+        guard pendingMicroTLBHits != 0 else { return }
+        stats.translations.increment(by: pendingMicroTLBHits)
+        stats.microTLBHits.increment(by: pendingMicroTLBHits)
+        pendingMicroTLBHits = 0
+    }
+
+    func translateInTCU(_ request: TranslationRequest, time: inout Tick, start now: Tick, microTLB u: Int) -> TranslationOutcome {
+        let sid = request.streamID
+        let ssid = request.substreamID
+        let resolved: ResolvedStream
+        do {
+            resolved = try resolve(sid, ssid, time: &time)
+        } catch {
+            return pathFault(error, request, config: nil, cd: nil, time: time, start: now)
+        }
+        let address = request.address.value
+        let cd = resolved.activeCD
+        let s2 = resolved.stage2
+        guard cd != nil || s2 != nil else {
+            switch resolved.config {
+            case .abort:
+                stats.aborted.increment()
+                return .aborted(.streamAborted, latency: time - now)
+            default:
+                stats.bypassed.increment()
+                return .translated(Translation(physicalAddress: OutputAddress(address), permissions: .all,
+                                               attributes: MemoryAttributes(), blockShift: 64, latency: time - now))
+            }
+        }
+        let stage: TranslationStage = cd == nil ? .stage2 : (s2 == nil ? .stage1 : .nested)
+        let vmid = resolved.vmid
+        let asid = cd?.asid
+
+        // TCU main TLB.
+        time += mainTLBLatency
+        var shifts = mainTLBShifts
+        while shifts != 0 {
+            let shift = shifts.trailingZeroBitCount
+            shifts &= shifts &- 1
+            let base = address & ~((1 << UInt64(shift)) &- 1)
+            var hit = mainTLB.lookup(TLBKey(vmid: vmid, asid: asid, stage: stage, inputBase: base, blockShift: shift))
+            if hit == nil && mainTLBHasGlobal && asid != nil {
+                hit = mainTLB.lookup(TLBKey(vmid: vmid, asid: nil, stage: stage, inputBase: base, blockShift: shift))
+            }
+            // An entry that does not allow this access is not trusted: the walk reports the
+            // fault with its stage and level (or finds a newer mapping).
+            if let e = hit, e.permissions.allows(request.access) {
+                stats.mainTLBHits.increment()
+                stats.tlbHitsByLevel[e.level.rawValue].increment()
+                fillMicroTLB(u, request.substreamID, e)
+                return .translated(translation(e, address, latency: time - now))
+            }
+        }
+        stats.mainTLBMisses.increment()
+
+        // Walk, in the first free walk slot.
+        // The first slot already free, else the one that frees first.
+        var slot = 0
+        if walkSlotFree[0] > time {
+            for i in 1 ..< walkSlotFree.count {
+                if walkSlotFree[i] <= time {
+                    slot = i
+                    break
+                }
+                if walkSlotFree[i] < walkSlotFree[slot] { slot = i }
+            }
+        }
+        if walkSlotFree[slot] > time {
+            stats.walkQueued.increment()
+            time = walkSlotFree[slot]
+        }
+        let result: Result<WalkResult, TranslationFault>
+        if let cd {
+            result = walker.translate(request.address, contextDescriptor: cd, stage2: s2, vmid: vmid,
+                                      access: request.access, at: time)
+        } else {
+            result = walker.translate(IPA(address), stage2: s2!, access: request.access, at: time)
+        }
+        stats.walks.increment()
+        switch result {
+        case .success(let r):
+            time += r.latency
+            walkSlotFree[slot] = time
+            stats.walkLatency.record(r.latency)
+            stats.walkMemoryReads.increment(by: UInt64(r.memoryReads))
+            stats.walkCacheHits.increment(by: UInt64(r.walkCacheHits))
+            let entry = TLBEntry(r, vmid: vmid, asid: asid)
+            _ = mainTLB.insert(entry.key, entry)
+            if r.blockShift < 64 { mainTLBShifts |= 1 << UInt64(r.blockShift) }
+            if r.global { mainTLBHasGlobal = true }
+            fillMicroTLB(u, request.substreamID, entry)
+            return .translated(translation(entry, address, latency: time - now))
+        case .failure(let f):
+            time += f.latency
+            walkSlotFree[slot] = time
+            stats.walkLatency.record(f.latency)
+            stats.walkMemoryReads.increment(by: UInt64(f.memoryReads))
+            return pathFault(.walk(f), request, config: resolved.config, cd: cd, time: time, start: now)
+        }
+    }
+
+    @inline(__always)
+    func translation(_ e: TLBEntry, _ address: UInt64, latency: Tick) -> Translation {
+        let mask: UInt64 = e.blockShift >= 64 ? .max : (1 << UInt64(e.blockShift)) &- 1
+        return Translation(physicalAddress: OutputAddress((e.output.value & ~mask) | (address & mask)),
+                           permissions: e.permissions, attributes: e.attributes, blockShift: e.blockShift, latency: latency)
+    }
+
+    func fillMicroTLB(_ u: Int, _ ssid: SubstreamID?, _ e: TLBEntry) {
+        guard e.blockShift < 64 else { return }
+        _ = microTLBs[u].insert(MicroTLBKey(substreamID: ssid, inputBase: e.inputBase, blockShift: e.blockShift), e)
+        microTLBShifts[u] |= 1 << UInt64(e.blockShift)
+    }
+
+    // MARK: Faults
+
+    /// Records the fault's event when the configuration says to, and stalls or terminates.
+    func pathFault(_ fault: PathFault, _ request: TranslationRequest, config: StreamConfig?, cd: ContextDescriptor?,
+                   time: Tick, start now: Tick) -> TranslationOutcome {
+        var record: EventRecord
+        var shouldRecord = true
+        var canStall = false
+        switch fault {
+        case .config(let c):
+            if case .abortSilently = classify(c) {
+                stats.aborted.increment()
+                return .aborted(.fault(c.eventType), latency: time - now)
+            }
+            record = EventRecord(type: c.eventType, streamID: request.streamID, substreamID: request.substreamID)
+            switch c {
+            case .steFetch(let a), .cdFetch(let a): record.fetchAddress = a.value
+            default: break
+            }
+            record.inputAddress = request.address.value
+            record.privileged = request.access.privileged
+            record.instruction = request.access.instruction
+            record.read = !request.access.isWrite
+            record.write = request.access.isWrite
+        case .walk(let f):
+            record = f.eventRecord(streamID: request.streamID, substreamID: request.substreamID)
+            record.write = request.access.isWrite
+            if f.type == .walkExternalAbort {
+                shouldRecord = true
+            } else if f.stage2, let s2 = config?.stage2 {
+                shouldRecord = s2.recordFaults
+                canStall = s2.stallOnFault
+            } else if let cd {
+                shouldRecord = cd.recordFaults
+                canStall = cd.stallOnFault
+            }
+        }
+        if canStall && features.effectiveStallModel != .terminateOnly && stalled.count < max(1, features.maxOutstandingStalls) {
+            let tag = allocateStallTag(request.streamID)
+            record.stall = true
+            record.stag = tag
+            // A stall that cannot be reported would never be resumed: terminate instead.
+            if recordEvent(record, at: time) {
+                stalled[StallKey(sid: request.streamID, stag: tag)] = StalledTransaction(request: request, since: time)
+                stats.stalls.increment()
+                return .stalled(tag, latency: time - now)
+            }
+            stats.aborted.increment()
+            return .aborted(.fault(record.type), latency: time - now)
+        }
+        if shouldRecord {
+            recordEvent(record, at: time)
+        } else {
+            stats.eventsSuppressed.increment()
+        }
+        stats.aborted.increment()
+        return .aborted(.fault(record.type), latency: time - now)
+    }
+
+    enum ConfigFaultAction { case record, abortSilently }
+
+    /// C_BAD_STREAMID for a StreamID beyond the Stream table is recorded only with
+    /// SMMU_CR2.RECINVSID (§6.3.12); every other configuration fault is recorded.
+    func classify(_ c: ConfigFault) -> ConfigFaultAction {
+        if case .badStreamID(.beyondStreamTable) = c, !registers.recordsInvalidStreamID { return .abortSilently }
+        return .record
+    }
+
+    func allocateStallTag(_ sid: StreamID) -> StallTag {
+        repeat { nextStallTag &+= 1 } while stalled[StallKey(sid: sid, stag: StallTag(nextStallTag))] != nil
+        return StallTag(nextStallTag)
+    }
+
+    // MARK: Stalled transactions (CMD_RESUME, CMD_STALL_TERM)
+
+    /// CMD_RESUME: retries (`retry == true`) or terminates the stalled transaction
+    /// (`streamID`, `stag`). Returns the outcome, also delivered to the endpoint's port, or
+    /// nil when no such transaction is stalled (the command then has no effect, §4.7.1).
+    @discardableResult
+    public func resume(streamID: StreamID, stag: StallTag, retry: Bool, at now: Tick) -> TranslationOutcome? {
+        guard let held = stalled.removeValue(forKey: StallKey(sid: streamID, stag: stag)) else { return nil }
+        let outcome = retry ? translate(held.request, at: now) : .aborted(.stallTerminated, latency: cycle)
+        ports[streamID]?.completeStalledTransaction(streamID: streamID, stag: stag, outcome: outcome, at: now + outcome.latency)
+        return outcome
+    }
+
+    /// CMD_RESUME with its decoded Action: `.retry`, or `.terminate` (with or without
+    /// abort; both reach the endpoint as a terminated transaction here).
+    @discardableResult
+    public func resume(streamID: StreamID, stag: StallTag, action: ResumeAction, at now: Tick) -> TranslationOutcome? {
+        switch action {
+        case .retry: resume(streamID: streamID, stag: stag, retry: true, at: now)
+        case .terminate: resume(streamID: streamID, stag: stag, retry: false, at: now)
+        }
+    }
+
+    /// CMD_STALL_TERM: terminates every stalled transaction of `streamID`; returns how many.
+    @discardableResult
+    public func terminate(streamID: StreamID, at now: Tick) -> Int {
+        let keys = stalled.keys.filter { $0.sid == streamID }.sorted { $0.stag.value < $1.stag.value }
+        for k in keys {
+            stalled[k] = nil
+            ports[streamID]?.completeStalledTransaction(streamID: streamID, stag: k.stag,
+                                                        outcome: .aborted(.stallTerminated, latency: cycle), at: now + cycle)
+        }
+        return keys.count
+    }
+
+    /// Transactions currently stalled.
+    public var stalledTransactionCount: Int { stalled.count }
+
+    // MARK: Configuration: STE and CD through the configuration cache
+
+    func resolve(_ sid: StreamID, _ ssid: SubstreamID?, time: inout Tick) throws(PathFault) -> ResolvedStream {
+        time += configCacheLatency
+        let steKey = ConfigCacheKey(streamID: sid, substreamID: nil)
+        // The last stream resolved, kept as a reference: the configuration cache is still
+        // looked up (counted, LRU updated) but its large entries are not copied out. The
+        // memo is dropped on every invalidation and replaced on every fill.
+        if let m = resolvedMemo, m.sid == sid, m.ssid == ssid, configCache.touch(steKey) {
+            stats.configHits.increment()
+            guard let index = m.stream.cdIndex else { return m.stream }
+            if configCache.touch(ConfigCacheKey(streamID: sid, substreamID: SubstreamID(index))) {
+                stats.configHits.increment()
+                return m.stream
+            }
+            stats.configMisses.increment()
+            let cd = try fetchCD(index, config: m.stream.config, time: &time)
+            return fill(sid, ssid, ResolvedStream(config: m.stream.config, cd: cd, bypassStage1: false, cdIndex: index))
+        }
+        let config: StreamConfig
+        if let e = configCache.lookup(steKey) {
+            stats.configHits.increment()
+            config = e.config
+        } else {
+            stats.configMisses.increment()
+            do {
+                let raw = try fetchSTE(sid, time: &time)
+                config = try raw.decode(features: features)
+            } catch {
+                throw .config(error)
+            }
+            _ = configCache.insert(steKey, ConfigCacheEntry(streamID: sid, cdIndex: nil, config: config, contextDescriptor: nil))
+            // A re-fetched STE may differ from the memoised one.
+            resolvedMemo = nil
+        }
+        let selection: SubstreamSelection
+        do { selection = try config.select(substream: ssid) } catch { throw .config(error) }
+        switch selection {
+        case .noStage1:
+            return remember(sid, ssid, ResolvedStream(config: config, cd: nil, bypassStage1: false, cdIndex: nil))
+        case .bypassStage1:
+            return remember(sid, ssid, ResolvedStream(config: config, cd: nil, bypassStage1: true, cdIndex: nil))
+        case .contextDescriptor(let index):
+            let key = ConfigCacheKey(streamID: sid, substreamID: SubstreamID(index))
+            if let e = configCache.lookup(key), let cd = e.contextDescriptor {
+                stats.configHits.increment()
+                return remember(sid, ssid, ResolvedStream(config: config, cd: cd, bypassStage1: false, cdIndex: index))
+            }
+            stats.configMisses.increment()
+            let cd = try fetchCD(index, config: config, time: &time)
+            return fill(sid, ssid, ResolvedStream(config: config, cd: cd, bypassStage1: false, cdIndex: index))
+        }
+    }
+
+    /// Inserts a fetched CD into the configuration cache and remembers the stream.
+    func fill(_ sid: StreamID, _ ssid: SubstreamID?, _ r: ResolvedStream) -> ResolvedStream {
+        if let index = r.cdIndex {
+            _ = configCache.insert(ConfigCacheKey(streamID: sid, substreamID: SubstreamID(index)),
+                                   ConfigCacheEntry(streamID: sid, cdIndex: index, config: r.config, contextDescriptor: r.cd))
+        }
+        return remember(sid, ssid, r)
+    }
+
+    func remember(_ sid: StreamID, _ ssid: SubstreamID?, _ r: ResolvedStream) -> ResolvedStream {
+        resolvedMemo = (sid, ssid, r)
+        return r
+    }
+
+    /// Reads the STE of `sid` from the Stream table (linear or 2-level), timed by the DRAM.
+    func fetchSTE(_ sid: StreamID, time: inout Tick) throws(ConfigFault) -> RawSTE {
+        let layout = registers.streamTableLayout
+        let address: OutputAddress
+        switch try layout.locate(sid) {
+        case .direct(let a):
+            address = a
+        case .viaLevel1(let descriptor, let index):
+            guard let d = try? memory.read64(PhysAddr(descriptor.value)) else { throw .steFetch(descriptor) }
+            time = dram.access(PhysAddr(descriptor.value), bytes: 8, at: time)
+            guard case .twoLevel(let split) = layout.format else { throw .steFetch(descriptor) }
+            address = try L1StreamTableDescriptor(d).steAddress(index: index, split: split, oas: features.oas)
+        }
+        var words = SIMD8<UInt64>.zero
+        for i in 0 ..< 8 {
+            guard let w = try? memory.read64(PhysAddr(address.value &+ UInt64(i) &* 8)) else { throw .steFetch(address) }
+            words[i] = w
+        }
+        time = dram.access(PhysAddr(address.value), bytes: 64, at: time)
+        return RawSTE(words: words)
+    }
+
+    /// Reads and decodes CD `index`; in a nested stream every CD-table address is an IPA
+    /// translated by stage 2 (a fault there is CLASS CD).
+    func fetchCD(_ index: UInt32, config: StreamConfig, time: inout Tick) throws(PathFault) -> ContextDescriptor {
+        guard let s1 = config.stage1 else { throw .config(.badSubstreamID(.stage1Disabled)) }
+        let s2 = config.stage2
+        let range = s2 != nil ? features.ias : features.oas
+        let cdAddress: UInt64
+        switch s1.location(ofCD: index) {
+        case .direct(let a):
+            cdAddress = a
+        case .viaLevel1(let descriptor, let leafIndex, let leaf):
+            let pa = try tableAddress(descriptor, s2, time: &time)
+            guard let d = try? memory.read64(PhysAddr(pa)) else { throw .config(.cdFetch(OutputAddress(pa))) }
+            time = dram.access(PhysAddr(pa), bytes: 8, at: time)
+            do {
+                cdAddress = try L1ContextDescriptor(d).cdAddress(leafIndex: leafIndex, leaf: leaf, range: range)
+            } catch {
+                throw .config(error)
+            }
+        }
+        let pa = try tableAddress(cdAddress, s2, time: &time)
+        var raw = RawCD()
+        for i in 0 ..< 8 {
+            guard let w = try? memory.read64(PhysAddr(pa &+ UInt64(i) &* 8)) else { throw .config(.cdFetch(OutputAddress(pa))) }
+            raw.words[i] = w
+        }
+        time = dram.access(PhysAddr(pa), bytes: 64, at: time)
+        do {
+            return try raw.decode(features: features, context: CDContext(stage1: s1, e2h: registers.e2h))
+        } catch {
+            throw .config(error)
+        }
+    }
+
+    /// The physical address of a CD-table structure: itself, or its stage 2 translation.
+    func tableAddress(_ address: UInt64, _ s2: Stage2Config?, time: inout Tick) throws(PathFault) -> UInt64 {
+        guard let s2 else { return address }
+        switch walker.translate(IPA(address), stage2: s2, access: .tableRead, faultClass: .cd, at: time) {
+        case .success(let r):
+            time += r.latency
+            return r.output.value
+        case .failure(let f):
+            time += f.latency
+            throw .walk(f)
+        }
+    }
+}

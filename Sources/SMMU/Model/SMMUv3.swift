@@ -1,0 +1,236 @@
+// One SMMUv3: register file, configuration cache, TCU main TLB, per-endpoint TBU micro-TLBs,
+// page-table walker with a limited number of walk slots, event and PRI queues in memory.
+// IHI 0070 G.b §3.2 (translation flow), §3.3 (stream and substream tables), §16.2 (caching,
+// invalidation), §6.3.9 (SMMUEN), §6.3.14 (GBPA). The translation path itself is in
+// SMMUv3+Translate.swift, the queues in SMMUv3+Queues.swift, ATS in SMMUv3+ATS.swift.
+
+import Memory
+import SimKernel
+import SMMUArch
+
+/// A micro-TLB key: the TBU caches per StreamID (one cache per endpoint), so the key is the
+/// request's SubstreamID and the block.
+public struct MicroTLBKey: CacheKey, Sendable {
+    public var substream: UInt32
+    public var inputBase: UInt64
+    public var blockShift: UInt8
+
+    @inlinable public init(substreamID: SubstreamID?, inputBase: UInt64, blockShift: Int) {
+        // SubstreamIDs are 20 bits; all-ones marks "no SubstreamID".
+        substream = substreamID?.value ?? .max
+        self.inputBase = inputBase
+        self.blockShift = UInt8(truncatingIfNeeded: blockShift)
+    }
+
+    @inlinable public var stableHash: UInt64 {
+        StableHash.combine(inputBase >> UInt64(blockShift & 63), UInt64(substream))
+    }
+}
+
+/// Counters and histograms of one SMMU, registered in `sim.stats` under `<name>.…`.
+public final class SMMUStatistics {
+    public let translations, bypassed, aborted, stalls: Counter
+    public let microTLBHits, mainTLBHits, mainTLBMisses, configHits, configMisses: Counter
+    public let tlbHitsByLevel: [Counter]
+    public let walks, walkMemoryReads, walkCacheHits, walkQueued: Counter
+    public let eventsRecorded, eventsLostFull, eventsDroppedDisabled, eventsSuppressed: Counter
+    public let pageRequests, pageRequestsLost, pageRequestsAutoResponded: Counter
+    public let interrupts, msiWrites: Counter
+    public let atsRequests: Counter
+    public let translationLatency, walkLatency: LatencyHistogram
+
+    init(_ s: Statistics, _ n: String) {
+        translations = s.counter("\(n).translations")
+        bypassed = s.counter("\(n).bypassed")
+        aborted = s.counter("\(n).aborted")
+        stalls = s.counter("\(n).stalls")
+        microTLBHits = s.counter("\(n).utlb.hits")
+        mainTLBHits = s.counter("\(n).tlb.hits")
+        mainTLBMisses = s.counter("\(n).tlb.misses")
+        tlbHitsByLevel = (0 ... 3).map { s.counter("\(n).tlb.hits.l\($0)") }
+        configHits = s.counter("\(n).config.hits")
+        configMisses = s.counter("\(n).config.misses")
+        walks = s.counter("\(n).walks")
+        walkMemoryReads = s.counter("\(n).walk.memory_reads")
+        walkCacheHits = s.counter("\(n).walk.cache_hits")
+        walkQueued = s.counter("\(n).walk.queued")
+        eventsRecorded = s.counter("\(n).evtq.records")
+        eventsLostFull = s.counter("\(n).evtq.lost_full")
+        eventsDroppedDisabled = s.counter("\(n).evtq.dropped_disabled")
+        eventsSuppressed = s.counter("\(n).evtq.not_recorded")
+        pageRequests = s.counter("\(n).priq.requests")
+        pageRequestsLost = s.counter("\(n).priq.lost")
+        pageRequestsAutoResponded = s.counter("\(n).priq.auto_responses")
+        interrupts = s.counter("\(n).irq.signalled")
+        msiWrites = s.counter("\(n).irq.msi_writes")
+        atsRequests = s.counter("\(n).ats.requests")
+        translationLatency = s.histogram("\(n).translation.latency")
+        walkLatency = s.histogram("\(n).walk.latency")
+    }
+}
+
+/// One Arm SMMUv3 (Non-secure programming interface), translating for the endpoints
+/// attached to it.
+public final class SMMUv3 {
+    public let sim: Simulator
+    public let registers: SMMURegisterFile
+    public let memory: PhysicalMemory
+    public let dram: DRAMModel
+    public let walker: PageTableWalker
+    public let parameters: SMMUv3Parameters
+    public let features: SMMUFeatures
+    public let stats: SMMUStatistics
+
+    @exclusivity(unchecked) var mainTLB: SetAssociativeCache<TLBKey, TLBEntry>
+    /// Block sizes present in the main TLB (bit n: 2^n), so a lookup probes only those.
+    @exclusivity(unchecked) var mainTLBShifts: UInt64 = 0
+    @exclusivity(unchecked) var mainTLBHasGlobal = false
+    @exclusivity(unchecked) var configCache: SetAssociativeCache<ConfigCacheKey, ConfigCacheEntry>
+    @exclusivity(unchecked) var microTLBs: [SetAssociativeCache<MicroTLBKey, TLBEntry>] = []
+    @exclusivity(unchecked) var microTLBShifts: [UInt64] = []
+    @exclusivity(unchecked) var microTLBIndex: [StreamID: Int] = [:]
+    @exclusivity(unchecked) var lastMicroTLB: (sid: StreamID, index: Int)?
+    @exclusivity(unchecked) var pendingMicroTLBHits: UInt64 = 0
+    @exclusivity(unchecked) var resolvedMemo: (sid: StreamID, ssid: SubstreamID?, stream: ResolvedStream)?
+    var ports: [StreamID: any SMMUEndpointPort] = [:]
+    /// When each walk slot is next free.
+    @exclusivity(unchecked) var walkSlotFree: [Tick]
+    var stalled: [StallKey: StalledTransaction] = [:]
+    var nextStallTag: UInt16 = 0
+    var nextATCInvalidation: UInt64 = 1
+    public internal(set) var pendingATCInvalidations: Set<UInt64> = []
+
+    let microTLBLatency: Tick
+    let mainTLBLatency: Tick
+    let configCacheLatency: Tick
+    let cycle: Tick
+
+    /// Called when an interrupt source is signalled (the wired IRQ line; an MSI, when
+    /// configured, is also written to memory).
+    public var onInterrupt: ((InterruptSource, Tick) -> Void)?
+    /// Called when an endpoint completes an ATC invalidation (CMD_SYNC waits for these).
+    public var onATCInvalidationComplete: ((UInt64, Tick) -> Void)?
+
+    /// The command queue consumer: commands fetched from CMDQ act on this SMMU.
+    public private(set) var commandQueue: CommandQueueProcessor!
+    var commandBridge: SMMUCommandBridge!
+
+    struct StallKey: Hashable {
+        var sid: StreamID
+        var stag: StallTag
+    }
+
+    struct StalledTransaction {
+        var request: TranslationRequest
+        var since: Tick
+    }
+
+    public init(config: SMMUConfig = SMMUConfig(), simulator: Simulator, memory: PhysicalMemory,
+                dram: DRAMModel = DRAMModel(), parameters: SMMUv3Parameters = SMMUv3Parameters()) {
+        sim = simulator
+        self.memory = memory
+        self.dram = dram
+        self.parameters = parameters
+        registers = SMMURegisterFile(config: config, simulator: simulator, parameters: parameters.registers)
+        features = registers.features
+        var wc = parameters.walker
+        wc.stage2ExecuteNeverByEL = features.stage2ExecuteNeverByEL
+        walker = PageTableWalker(memory: memory, dram: dram, configuration: wc)
+        mainTLB = SetAssociativeCache(parameters.mainTLB)
+        configCache = SetAssociativeCache(parameters.configCache)
+        walkSlotFree = Array(repeating: .zero, count: parameters.walkSlots)
+        stats = SMMUStatistics(simulator.stats, parameters.name)
+        let clock = wc.clock
+        cycle = clock.ticks(cycles: 1)
+        microTLBLatency = clock.ticks(cycles: parameters.microTLB.latencyCycles)
+        mainTLBLatency = clock.ticks(cycles: parameters.mainTLB.latencyCycles)
+        configCacheLatency = clock.ticks(cycles: parameters.configCache.latencyCycles)
+        registers.onGlobalErrorRaised = { [unowned self] _ in
+            self.signalInterrupt(.globalError, at: self.sim.now)
+        }
+        // The processor chains itself onto the register callbacks installed above.
+        commandBridge = SMMUCommandBridge(smmu: self)
+        commandQueue = CommandQueueProcessor(registers: registers, memory: memory, dram: dram,
+                                             target: commandBridge, parameters: parameters.commandQueue)
+        commandBridge.processor = commandQueue
+        onATCInvalidationComplete = { [unowned self] id, time in
+            self.commandQueue.atcInvalidationCompleted(ATCInvalidationTicket(id), at: time)
+        }
+    }
+
+    // MARK: MMIO
+
+    /// A register read from the SMMU's MMIO window (page 0 at 0, page 1 at 0x10000).
+    public func read(offset: UInt64, size: Int) -> UInt64 { registers.read(offset: offset, size: size) }
+    /// A register write to the SMMU's MMIO window.
+    public func write(offset: UInt64, size: Int, value: UInt64) { registers.write(offset: offset, size: size, value: value) }
+
+    // MARK: Endpoints
+
+    /// Attaches an endpoint: gives each StreamID a micro-TLB now (otherwise made on first
+    /// use) and the port the SMMU uses to reach the device.
+    public func attachEndpoint(streamIDs: [StreamID], port: (any SMMUEndpointPort)? = nil) {
+        for sid in streamIDs {
+            _ = microTLB(for: sid)
+            if let port { ports[sid] = port }
+        }
+    }
+
+    @inline(__always) func microTLB(for sid: StreamID) -> Int {
+        if let last = lastMicroTLB, last.sid == sid { return last.index }
+        let i: Int
+        if let existing = microTLBIndex[sid] {
+            i = existing
+        } else {
+            i = microTLBs.count
+            microTLBs.append(SetAssociativeCache(parameters.microTLB))
+            microTLBShifts.append(0)
+            microTLBIndex[sid] = i
+        }
+        lastMicroTLB = (sid, i)
+        return i
+    }
+
+    // MARK: Invalidation (the command processor's entry point)
+
+    /// Removes what `scope` covers from the main TLB, every micro-TLB, the configuration
+    /// cache and the walk caches, and returns the work (entries scanned and removed) so the
+    /// caller can charge time. A configuration invalidation of a stream also empties that
+    /// stream's micro-TLB: the TBU tags its entries by StreamID, and over-invalidation is
+    /// always permitted.
+    @discardableResult
+    public func invalidate(_ scope: InvalidationScope) -> InvalidationWork {
+        resolvedMemo = nil
+        var work = mainTLB.invalidate(scope)
+        if mainTLB.count == 0 {
+            mainTLBShifts = 0
+            mainTLBHasGlobal = false
+        }
+        work = work + configCache.invalidate(scope)
+        work = work + walker.invalidate(scope)
+        for i in microTLBs.indices {
+            switch scope {
+            case .stream(let s) where microTLBIndex[s] == i,
+                 .substream(let s, _) where microTLBIndex[s] == i,
+                 .allSubstreams(let s) where microTLBIndex[s] == i:
+                work = work + microTLBs[i].invalidateAll()
+            case .streams(let first, let n):
+                if let sid = microTLBIndex.first(where: { $0.value == i })?.key,
+                   sid >= first, UInt64(sid.value &- first.value) < n {
+                    work = work + microTLBs[i].invalidateAll()
+                }
+            default:
+                work = work + microTLBs[i].invalidate(scope)
+            }
+            if microTLBs[i].count == 0 { microTLBShifts[i] = 0 }
+        }
+        return work
+    }
+
+    /// Valid entries in the main TLB, the micro-TLBs and the configuration cache.
+    public var mainTLBCount: Int { mainTLB.count }
+    public var microTLBCount: Int { microTLBs.reduce(0) { $0 + $1.count } }
+    public var configCacheCount: Int { configCache.count }
+    public var mainTLBStatistics: CacheStatistics { mainTLB.statistics }
+    public var configCacheStatistics: CacheStatistics { configCache.statistics }
+}
