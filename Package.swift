@@ -49,7 +49,7 @@ let package = Package(
         .target(
             name: "SMMUSimCommands",
             dependencies: [
-                "DevicePlatform", "SimKernel", "SMMUArch",
+                "DevicePlatform", "SimKernel", "SMMUArch", "SMMU", "Memory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
