@@ -112,3 +112,33 @@ func coveredMasks(_ fields: [WordField], words: Int) -> [UInt64] {
     for f in fields { masks[f.word] |= f.field.mask }
     return masks
 }
+
+/// An eight-dword in-memory structure (STE, CD) read and written through its declared
+/// fields: one implementation of field access for both.
+public protocol RawDescriptor {
+    var words: SIMD8<UInt64> { get set }
+    /// Per word, the bits some declared field covers.
+    static var fieldCoverage: [UInt64] { get }
+}
+
+extension RawDescriptor {
+    /// A field's value (in place for address fields).
+    public subscript(field: WordField) -> UInt64 {
+        get { field.field.reported(from: words[field.word]) }
+        set {
+            var w = words[field.word]
+            if field.field.isAddress { field.field.setInPlace(newValue, in: &w) } else { field.field.set(newValue, in: &w) }
+            words[field.word] = w
+        }
+    }
+
+    /// True if a field is non-zero.
+    public func isSet(_ field: WordField) -> Bool { field.field.isSet(in: words[field.word]) }
+
+    mutating func set(_ field: WordField, _ flag: Bool) { self[field] = flag ? 1 : 0 }
+
+    /// Bits set outside the declared fields, per word (zero words when there are none).
+    /// The SMMU ignores them (§5: either behaviour is permitted); the model reports them
+    /// as a misprogramming diagnostic.
+    public var reservedBits: [UInt64] { (0..<8).map { words[$0] & ~Self.fieldCoverage[$0] } }
+}

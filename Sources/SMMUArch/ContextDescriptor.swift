@@ -48,7 +48,7 @@ public struct L1ContextDescriptor: Hashable, Sendable {
 ///
 /// Fields of SMMUv3.3+ extensions (E0PD, HAFT, PnCH, EPAN, DS, PIE, AIE, PIIU/PIIP) and of
 /// VMSAv9-128 are not declared; on this SMMUv3.2 they are RES0 and count as reserved bits.
-public struct RawCD: Hashable, Sendable {
+public struct RawCD: Hashable, Sendable, RawDescriptor {
     public var words: SIMD8<UInt64>
 
     public init(words: SIMD8<UInt64> = .zero) { self.words = words }
@@ -126,21 +126,7 @@ public struct RawCD: Hashable, Sendable {
         static let covered = coveredMasks(all, words: 8)
     }
 
-    /// A field's value (in place for address fields).
-    public subscript(field: WordField) -> UInt64 {
-        get { field.field.reported(from: words[field.word]) }
-        set {
-            var w = words[field.word]
-            if field.field.isAddress { field.field.setInPlace(newValue, in: &w) } else { field.field.set(newValue, in: &w) }
-            words[field.word] = w
-        }
-    }
-
-    public func isSet(_ field: WordField) -> Bool { field.field.isSet(in: words[field.word]) }
-    private mutating func set(_ field: WordField, _ flag: Bool) { self[field] = flag ? 1 : 0 }
-
-    /// Bits set outside the declared fields, per word (RES0; reported as a diagnostic).
-    public var reservedBits: [UInt64] { (0..<8).map { words[$0] & ~Field.covered[$0] } }
+    public static var fieldCoverage: [UInt64] { Field.covered }
 
     public var t0sz: UInt64 { get { self[Field.t0sz] } set { self[Field.t0sz] = newValue } }
     public var tg0: UInt64 { get { self[Field.tg0] } set { self[Field.tg0] = newValue } }

@@ -125,7 +125,7 @@ public struct L1StreamTableDescriptor: Hashable, Sendable {
 /// through them. Fields of the Secure, Realm, DPT, MPAM-VMS-less and VMSAv9-128 extensions
 /// that a Non-secure STE of an SMMUv3.2 leaves RES0 are not declared, so they count as
 /// reserved bits (see ``reservedBits``).
-public struct RawSTE: Hashable, Sendable {
+public struct RawSTE: Hashable, Sendable, RawDescriptor {
     public var words: SIMD8<UInt64>
 
     public init(words: SIMD8<UInt64> = .zero) { self.words = words }
@@ -212,25 +212,7 @@ public struct RawSTE: Hashable, Sendable {
         static let covered = coveredMasks(all, words: 8)
     }
 
-    /// A field's value (in place for address fields).
-    public subscript(field: WordField) -> UInt64 {
-        get { field.field.reported(from: words[field.word]) }
-        set {
-            var w = words[field.word]
-            if field.field.isAddress { field.field.setInPlace(newValue, in: &w) } else { field.field.set(newValue, in: &w) }
-            words[field.word] = w
-        }
-    }
-
-    /// True if a field is non-zero.
-    public func isSet(_ field: WordField) -> Bool { field.field.isSet(in: words[field.word]) }
-
-    private mutating func set(_ field: WordField, _ flag: Bool) { self[field] = flag ? 1 : 0 }
-
-    /// Bits set outside the declared fields, per word (zero words when there are none).
-    /// The SMMU ignores them (§5: either behaviour is permitted); the model reports them
-    /// as a misprogramming diagnostic.
-    public var reservedBits: [UInt64] { (0..<8).map { words[$0] & ~Field.covered[$0] } }
+    public static var fieldCoverage: [UInt64] { Field.covered }
 
     // Named accessors, one per field.
     public var v: Bool { get { isSet(Field.v) } set { set(Field.v, newValue) } }
