@@ -9,10 +9,12 @@ public struct SMMUSim: ParsableCommand {
         commandName: "smmusim",
         abstract: "A cycle-approximate emulator of an Arm SMMUv3 system.",
         discussion: """
-            Boot device firmware on an emulated accelerator (RV64IMAC core, SRAM, control \
-            page). See README.md and Firmware/include/smmusim.h for the device platform.
+            boot: run device firmware on an emulated accelerator (RV64IMAC core, SRAM, \
+            control page; see Firmware/include/smmusim.h). decode: print the fields of SMMUv3 \
+            STEs, CDs, commands, events and page requests. mmio: drive an SMMUv3 model with a \
+            register-level script. See README.md.
             """,
-        subcommands: [Boot.self, Decode.self]
+        subcommands: [Boot.self, Decode.self, MMIO.self]
     )
 
     public init() {}
