@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# SMMU speed benchmark (issue 3, item 13): TLB-hit translations per second and cold
+# 4-level walks per second through the whole SMMUv3 model, plus the walker alone.
+# Builds the test suite in release (in .build-bench) and runs only the benchmark suites,
+# which print their figures (they never assert timings). Usage: Tools/bench-smmu.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+Tools/setup.sh >/dev/null
+swift build -c release -Xswiftc -enable-testing --build-tests --scratch-path .build-bench --quiet
+swift test -c release -Xswiftc -enable-testing --skip-build --scratch-path .build-bench \
+    --filter "ModelBenchTests|WalkBenchTests" 2>&1 | grep -E "^(SMMU|walker)" || {
+    echo "bench-smmu: the benchmark suites printed nothing (did they fail?)" >&2
+    exit 1
+}
