@@ -141,14 +141,12 @@ public final class Device {
     /// ``loadRegion`` so that every segment is known to fit.
     public func load(_ image: ELFImage) {
         precondition(!started, "Device \(name): load before start")
-        for segment in image.segments {
-            precondition(sram.contains(segment.address, length: max(segment.memorySize, 1)),
+        image.forEachLoad { address, bytes, zeroFill in
+            let length = UInt64(bytes.count) + zeroFill
+            precondition(sram.contains(address, length: max(length, 1)),
                          "Device \(name): image was not validated against this device's SRAM")
-            sram.write(segment.fileBytes, at: segment.address)
-            let fileSize = UInt64(segment.fileBytes.count)
-            if segment.memorySize > fileSize {
-                sram.zero(segment.address + fileSize, length: segment.memorySize - fileSize)
-            }
+            sram.write(bytes, at: address)
+            sram.zero(address + UInt64(bytes.count), length: zeroFill)
         }
         core.pc = image.entry
         if let symbol = image.symbol(named: "tohost"), sram.contains(symbol.value, length: 8) {

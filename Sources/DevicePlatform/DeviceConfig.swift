@@ -28,6 +28,9 @@ public struct DeviceConfig: Codable, Sendable, Equatable {
     /// results because the core always yields before the next pending event.
     public var quantumCycles: UInt64 = 1_000_000
 
+    /// Largest extra cost, in cycles, of one instruction or control-page access.
+    public static let maximumExtraCycles: UInt64 = 1_000_000
+
     public init() {}
 
     /// Checks the configuration; returns a one-line description of the first problem.
@@ -36,6 +39,14 @@ public struct DeviceConfig: Codable, Sendable, Equatable {
         if sramSize > 2 << 30 { return "SRAM size \(sramSize) exceeds the platform's 2 GiB limit" }
         if coreClockHz == 0 || coreClockHz > 100_000_000_000 { return "core clock \(coreClockHz) Hz is outside 1 Hz ... 100 GHz" }
         if quantumCycles == 0 { return "quantum must be at least one cycle" }
+        // Per-instruction costs are added to a 64-bit cycle count that becomes simulated
+        // time; absurd values would overflow it, so they are refused here.
+        let costs = [("load", coreTiming.loadExtraCycles), ("branch", coreTiming.takenBranchExtraCycles),
+                     ("mul", coreTiming.mulExtraCycles), ("div", coreTiming.divExtraCycles),
+                     ("control access", controlAccessCycles)]
+        for (what, cycles) in costs where cycles > DeviceConfig.maximumExtraCycles {
+            return "\(what) cost of \(cycles) extra cycles exceeds \(DeviceConfig.maximumExtraCycles)"
+        }
         return nil
     }
 }

@@ -117,11 +117,19 @@ func coveredMasks(_ fields: [WordField], words: Int) -> [UInt64] {
 /// fields: one implementation of field access for both.
 public protocol RawDescriptor {
     var words: SIMD8<UInt64> { get set }
+    init(words: SIMD8<UInt64>)
     /// Per word, the bits some declared field covers.
     static var fieldCoverage: [UInt64] { get }
 }
 
 extension RawDescriptor {
+    /// A descriptor from eight words; missing words are zero, extra words are ignored.
+    public init(_ words: [UInt64]) {
+        var w = SIMD8<UInt64>.zero
+        for (i, v) in words.prefix(8).enumerated() { w[i] = v }
+        self.init(words: w)
+    }
+
     /// A field's value (in place for address fields).
     public subscript(field: WordField) -> UInt64 {
         get { field.field.reported(from: words[field.word]) }

@@ -53,13 +53,6 @@ public struct RawCD: Hashable, Sendable, RawDescriptor {
 
     public init(words: SIMD8<UInt64> = .zero) { self.words = words }
 
-    /// A CD from eight words; missing words are zero, extra words are ignored.
-    public init(_ words: [UInt64]) {
-        var w = SIMD8<UInt64>.zero
-        for (i, v) in words.prefix(8).enumerated() { w[i] = v }
-        self.words = w
-    }
-
     public enum Field {
         public static let t0sz = WordField("T0SZ", word: 0, bits: 5, 0)
         public static let tg0 = WordField("TG0", word: 0, bits: 7, 6)

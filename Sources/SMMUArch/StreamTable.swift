@@ -130,13 +130,6 @@ public struct RawSTE: Hashable, Sendable, RawDescriptor {
 
     public init(words: SIMD8<UInt64> = .zero) { self.words = words }
 
-    /// An STE from eight words; missing words are zero, extra words are ignored.
-    public init(_ words: [UInt64]) {
-        var w = SIMD8<UInt64>.zero
-        for (i, v) in words.prefix(8).enumerated() { w[i] = v }
-        self.words = w
-    }
-
     /// The STE fields, by their specification names.
     public enum Field {
         public static let v = WordField("V", word: 0, bit: 0)

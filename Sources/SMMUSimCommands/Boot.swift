@@ -66,11 +66,17 @@ public struct Boot: ParsableCommand {
         config.sramSize = size
         guard coreMhz > 0, coreMhz <= 100_000 else { throw ValidationError("--core-mhz \(coreMhz) is outside 1 ... 100000") }
         config.coreClockHz = coreMhz * 1_000_000
+        for (flag, value) in [("--load-cycles", loadCycles), ("--branch-cycles", branchCycles),
+                              ("--mul-cycles", mulCycles), ("--div-cycles", divCycles)] {
+            if let value, value > DeviceConfig.maximumExtraCycles {
+                throw ValidationError("\(flag) \(value) exceeds \(DeviceConfig.maximumExtraCycles) cycles")
+            }
+        }
         if let loadCycles { config.coreTiming.loadExtraCycles = loadCycles }
         if let branchCycles { config.coreTiming.takenBranchExtraCycles = branchCycles }
         if let mulCycles { config.coreTiming.mulExtraCycles = mulCycles }
         if let divCycles { config.coreTiming.divExtraCycles = divCycles }
-        if let problem = config.validate() { throw ValidationError("--sram-size/--core-mhz: \(problem)") }
+        if let problem = config.validate() { throw ValidationError("device configuration: \(problem)") }
         return config
     }
 
@@ -162,16 +168,15 @@ func grouped(_ v: UInt64) -> String {
     return out
 }
 
-/// Parses `4096`, `0x1000`, `64K`, `16M`, `1G` (binary multiples; `KiB`/`MiB`/`GiB` also accepted).
+/// Parses `4096`, `0x1000`, `64K`, `16M`, `1G`, `1_048_576` (binary multiples; `KiB`/`MiB`/`GiB` also accepted).
 func parseSize(_ text: String) -> UInt64? {
     var t = text.trimmingCharacters(in: .whitespaces).uppercased()
     var multiplier: UInt64 = 1
     for (suffix, m) in [("KIB", 1 << 10), ("MIB", 1 << 20), ("GIB", 1 << 30), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30)] as [(String, UInt64)] {
         if t.hasSuffix(suffix) { multiplier = m; t.removeLast(suffix.count); break }
     }
-    let value: UInt64?
-    if t.hasPrefix("0X") { value = UInt64(t.dropFirst(2), radix: 16) } else { value = UInt64(t) }
-    guard let value else { return nil }
+    // The same decimal / 0x-hex (underscores allowed) rule as `smmusim mmio` numbers.
+    guard let value = MMIOScript.number(text: t) else { return nil }
     let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
     return overflow ? nil : product
 }

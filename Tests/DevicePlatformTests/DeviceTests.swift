@@ -133,6 +133,19 @@ import SimKernel
         #expect(device.stopTime == .us(60))
     }
 
+    @Test func configurationRefusesValuesThatWouldOverflowTime() {
+        var config = DeviceConfig()
+        #expect(config.validate() == nil)
+        config.coreTiming.divExtraCycles = .max
+        #expect(config.validate()?.contains("div") == true)
+        config = DeviceConfig()
+        config.sramSize = 4097
+        #expect(config.validate() != nil)
+        config = DeviceConfig()
+        config.quantumCycles = 0
+        #expect(config.validate() != nil)
+    }
+
     @Test func simulatedTimeFollowsTheCoreClock() {
         var config = DeviceConfig()
         config.coreClockHz = 250_000_000   // 4 ns per cycle

@@ -117,6 +117,12 @@ struct CLI {
         #expect(r.stderr.contains("--sram-size"))
     }
 
+    @Test func absurdCycleCostIsAUsageErrorNotACrash() throws {
+        let r = try CLI.run(["boot", CLI.image("hello"), "--div-cycles", "18446744073709551615"])
+        #expect(r.status == 64)
+        #expect(r.stderr.contains("--div-cycles"))
+    }
+
     @Test func traceFileIsPerfettoJSON() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("smmusim-trace-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -139,7 +145,7 @@ struct CLI {
     }
 
     @Test(arguments: [("4096", 4096 as UInt64?), ("0x2000", 8192), ("64K", 65536), ("16M", 16 << 20), ("1GiB", 1 << 30),
-                      ("", nil), ("12Q", nil), ("-4K", nil), ("99999999999999999999G", nil)])
+                      ("1_048_576", 1 << 20), ("", nil), ("12Q", nil), ("-4K", nil), ("99999999999999999999G", nil)])
     func sizeParsing(text: String, expected: UInt64?) {
         #expect(parseSize(text) == expected)
     }

@@ -318,12 +318,9 @@ public final class PageTableWalker {
                     if d >> 59 & 1 != 0 { attrs.insert(.privilegedExecuteNever) }
                 }
                 if configuration.walkCacheEnabled {
-                    let shift = g.lowestBit(at: lv)
-                    let key = WalkCacheKey(stage: .stage1, vmid: vmid, asid: asid, region: regionTag, granule: granule,
-                                           level: lv, prefix: (va & inputMask) >> UInt64(shift))
-                    walkCaches[level].insert(key, WalkCacheEntry(
-                        stage: .stage1, vmid: vmid, asid: asid, level: lv,
-                        inputRange: AddressRange(containing: va, shift: shift), tableAddress: next, tableAttributes: attrs))
+                    rememberTable(next, stage: .stage1, cache: level, vmid: vmid, asid: asid, region: regionTag,
+                                  granule: granule, level: lv, shift: g.lowestBit(at: lv),
+                                  input: va, prefixInput: va & inputMask, attributes: attrs)
                 }
                 table = next
                 level += 1
@@ -439,12 +436,9 @@ public final class PageTableWalker {
                 let next = Self.outputAddress(d, shift: granule.pageShift, granule: granule, size: oas)
                 if !oas.contains(next) { throw fault(.addressSize, level) }
                 if configuration.walkCacheEnabled {
-                    let shift = g.lowestBit(at: lv)
-                    let key = WalkCacheKey(stage: .stage2, vmid: vmid, asid: nil, region: 0, granule: granule,
-                                           level: lv, prefix: ipa >> UInt64(shift))
-                    walkCaches[3 + level].insert(key, WalkCacheEntry(
-                        stage: .stage2, vmid: vmid, asid: nil, level: lv,
-                        inputRange: AddressRange(containing: ipa, shift: shift), tableAddress: next, tableAttributes: []))
+                    rememberTable(next, stage: .stage2, cache: 3 + level, vmid: vmid, asid: nil, region: 0,
+                                  granule: granule, level: lv, shift: g.lowestBit(at: lv),
+                                  input: ipa, prefixInput: ipa, attributes: [])
                 }
                 table = next
                 level += 1
@@ -487,5 +481,20 @@ public final class PageTableWalker {
             p.formUnion([.privilegedExecute, .unprivilegedExecute])
         }
         return p
+    }
+}
+
+extension PageTableWalker {
+    /// Records, in walk cache `cache`, that the table for `input`'s region at `level` is
+    /// at `table` (one place for both stages' fills).
+    @inline(__always)
+    func rememberTable(_ table: UInt64, stage: TranslationStage, cache: Int, vmid: VMID?, asid: ASID?, region: UInt8,
+                       granule: Granule, level: Level, shift: Int, input: UInt64, prefixInput: UInt64,
+                       attributes: TableAttributes) {
+        let key = WalkCacheKey(stage: stage, vmid: vmid, asid: asid, region: region, granule: granule,
+                               level: level, prefix: prefixInput >> UInt64(shift))
+        walkCaches[cache].insert(key, WalkCacheEntry(
+            stage: stage, vmid: vmid, asid: asid, level: level,
+            inputRange: AddressRange(containing: input, shift: shift), tableAddress: table, tableAttributes: attributes))
     }
 }
