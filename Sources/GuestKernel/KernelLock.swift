@@ -71,6 +71,23 @@ public class KernelLock: @unchecked Sendable, CustomStringConvertible {
 
     // Shared bookkeeping for the subclasses.
 
+    /// The protocol every `*_trylock` follows: announce the attempt, pass a preemption
+    /// point, then either take the lock (if `available`) or report the failure.
+    func tryAcquire(_ op: StaticString, _ mode: LockMode, _ site: StaticString, _ file: StaticString, _ line: UInt,
+                    available: () -> Bool, take: (GuestTask) -> Void) async -> Bool {
+        let t = kernel.requireTask(op)
+        let cs = CallSite(site, file, line)
+        kernel.emit(.lockAcquiring(self, mode, trylock: true), task: t, site: cs)
+        await kernel.preemptionPoint()
+        guard available() else {
+            kernel.emit(.lockTryFailed(self, mode), task: t, site: cs)
+            return false
+        }
+        take(t)
+        noteAcquired(t, mode, cs, waited: .zero)
+        return true
+    }
+
     func noteAcquired(_ t: GuestTask, _ mode: LockMode, _ site: CallSite, waited: Tick) {
         stats.acquisitions &+= 1
         if waited > .zero {

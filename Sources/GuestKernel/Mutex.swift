@@ -43,17 +43,7 @@ public final class Mutex: KernelLock, @unchecked Sendable {
 
     /// Linux `mutex_trylock`: true if the mutex was free and is now held.
     public func tryLock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Bool {
-        let t = kernel.requireTask("mutex_trylock")
-        let cs = CallSite(site, file, line)
-        kernel.emit(.lockAcquiring(self, .exclusive, trylock: true), task: t, site: cs)
-        await kernel.preemptionPoint()
-        guard owner == nil else {
-            kernel.emit(.lockTryFailed(self, .exclusive), task: t, site: cs)
-            return false
-        }
-        owner = t
-        noteAcquired(t, .exclusive, cs, waited: .zero)
-        return true
+        await tryAcquire("mutex_trylock", .exclusive, site, file, line, available: { owner == nil }) { owner = $0 }
     }
 
     /// Linux `mutex_unlock`. Unlocking a free mutex or another task's mutex is reported;

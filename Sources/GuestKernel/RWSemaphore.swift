@@ -71,33 +71,15 @@ public final class RWSemaphore: KernelLock, @unchecked Sendable {
     /// Linux `down_read_trylock`: fails if a writer holds or waits for the lock.
     public func downReadTrylock(site: StaticString = #function, file: StaticString = #fileID,
                                 line: UInt = #line) async -> Bool {
-        let t = kernel.requireTask("down_read_trylock")
-        let cs = CallSite(site, file, line)
-        kernel.emit(.lockAcquiring(self, .shared, trylock: true), task: t, site: cs)
-        await kernel.preemptionPoint()
-        guard writer == nil && waiters.isEmpty else {
-            kernel.emit(.lockTryFailed(self, .shared), task: t, site: cs)
-            return false
-        }
-        readers.append(t)
-        noteAcquired(t, .shared, cs, waited: .zero)
-        return true
+        await tryAcquire("down_read_trylock", .shared, site, file, line,
+                         available: { writer == nil && waiters.isEmpty }) { readers.append($0) }
     }
 
     /// Linux `down_write_trylock`.
     public func downWriteTrylock(site: StaticString = #function, file: StaticString = #fileID,
                                  line: UInt = #line) async -> Bool {
-        let t = kernel.requireTask("down_write_trylock")
-        let cs = CallSite(site, file, line)
-        kernel.emit(.lockAcquiring(self, .exclusive, trylock: true), task: t, site: cs)
-        await kernel.preemptionPoint()
-        guard writer == nil && readers.isEmpty else {
-            kernel.emit(.lockTryFailed(self, .exclusive), task: t, site: cs)
-            return false
-        }
-        writer = t
-        noteAcquired(t, .exclusive, cs, waited: .zero)
-        return true
+        await tryAcquire("down_write_trylock", .exclusive, site, file, line,
+                         available: { writer == nil && readers.isEmpty }) { writer = $0 }
     }
 
     /// Linux `up_read`.

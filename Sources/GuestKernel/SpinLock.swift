@@ -77,18 +77,10 @@ public final class SpinLock: KernelLock, @unchecked Sendable {
 
     /// Linux `spin_trylock`: true if the lock was free and is now held.
     public func tryLock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Bool {
-        let t = kernel.requireTask("spin_trylock")
-        let cs = CallSite(site, file, line)
-        kernel.emit(.lockAcquiring(self, .exclusive, trylock: true), task: t, site: cs)
-        await kernel.preemptionPoint()
-        guard owner == nil else {
-            kernel.emit(.lockTryFailed(self, .exclusive), task: t, site: cs)
-            return false
+        await tryAcquire("spin_trylock", .exclusive, site, file, line, available: { owner == nil }) { t in
+            owner = t
+            enterAtomic(t)
         }
-        owner = t
-        enterAtomic(t)
-        noteAcquired(t, .exclusive, cs, waited: .zero)
-        return true
     }
 
     private func enterAtomic(_ t: GuestTask) {
