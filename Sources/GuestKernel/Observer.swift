@@ -137,5 +137,55 @@ public struct KernelEvent {
         case sleep(SleepKind, name: String, since: Tick)
         /// A checker or primitive reported a diagnostic.
         case diagnostic(KernelDiagnostic)
+        /// A guest section (a syscall, a fault, one notifier callback, an mm step) ran from
+        /// `since` until now; the tracer draws it as a slice on the task's track.
+        case section(SectionKind, name: String, since: Tick)
+        /// One step of a page-table change, in the order the kernel took it; the checkers
+        /// and the tests of the kernel's invalidation order read these.
+        case mmStep(MMStep)
+    }
+}
+
+/// What a traced guest section is.
+public enum SectionKind: String, Hashable, Sendable, CustomStringConvertible {
+    case syscall
+    case fault
+    case notifier
+    case mm
+    public var description: String { rawValue }
+}
+
+/// One step of a page-table change (Linux mm/memory.c `unmap_page_range`, mm/mprotect.c,
+/// mm/rmap.c): the order the kernel takes them in is `invalidateRangeStart`, `ptesChanged`,
+/// `cpuTLBFlush`, `secondaryTLBInvalidate`, `invalidateRangeEnd`, then `pagesFreed`.
+/// Addresses are user virtual addresses; `mm` is the mm's id.
+public enum MMStep: Hashable, Sendable, CustomStringConvertible {
+    case invalidateRangeStart(mm: Int, start: UInt64, end: UInt64, event: MMUNotifyEvent)
+    /// PTEs in [start, end) were cleared or changed (`count` entries).
+    case ptesChanged(mm: Int, start: UInt64, end: UInt64, count: Int)
+    /// The CPU TLB entries for [start, end) under `asid` were flushed (`flush_tlb_range`).
+    case cpuTLBFlush(mm: Int, asid: UInt16, start: UInt64, end: UInt64)
+    /// `arch_invalidate_secondary_tlbs` was called for [start, end).
+    case secondaryTLBInvalidate(mm: Int, start: UInt64, end: UInt64)
+    case invalidateRangeEnd(mm: Int, start: UInt64, end: UInt64, event: MMUNotifyEvent)
+    /// `count` pages were returned to the page allocator.
+    case pagesFreed(mm: Int, count: Int)
+
+    public var description: String {
+        func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+        switch self {
+        case .invalidateRangeStart(let mm, let s, let e, let ev):
+            return "mm\(mm) invalidate_range_start [\(hex(s)), \(hex(e))) \(ev)"
+        case .ptesChanged(let mm, let s, let e, let n):
+            return "mm\(mm) ptes changed [\(hex(s)), \(hex(e))) x\(n)"
+        case .cpuTLBFlush(let mm, let asid, let s, let e):
+            return "mm\(mm) flush_tlb_range asid \(asid) [\(hex(s)), \(hex(e)))"
+        case .secondaryTLBInvalidate(let mm, let s, let e):
+            return "mm\(mm) arch_invalidate_secondary_tlbs [\(hex(s)), \(hex(e)))"
+        case .invalidateRangeEnd(let mm, let s, let e, let ev):
+            return "mm\(mm) invalidate_range_end [\(hex(s)), \(hex(e))) \(ev)"
+        case .pagesFreed(let mm, let n):
+            return "mm\(mm) freed \(n) pages"
+        }
     }
 }

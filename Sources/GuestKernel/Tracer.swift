@@ -89,6 +89,12 @@ public final class KernelTracer: KernelObserver {
             if kind != .msleep, let t = e.task {
                 sink.slice(track: track(of: t), name: "\(kind) \(name)", start: since, end: e.time, args: args(e))
             }
+        case .section(let kind, let name, let since):
+            if let t = e.task {
+                var a = args(e)
+                a.append("kind", .string(kind.description))
+                sink.slice(track: track(of: t), name: name, start: since, end: e.time, args: a)
+            }
         case .alloc:
             liveObjects += 1
             sink.counter(name: "kmalloc live objects", at: e.time, value: liveObjects)
