@@ -7,8 +7,9 @@
 #   CLANG=/path/to/clang Tools/build-firmware.sh   use another clang (and the ld.lld
 #                                      next to it)
 #
-# Images: hello.elf, selftest.elf, bench.elf (BENCH_ROUNDS_FULL rounds) and
-# bench-small.elf (BENCH_ROUNDS_SMALL rounds, for debug-mode tests). The round counts
+# Images: hello.elf, selftest.elf, bench.elf (BENCH_ROUNDS_FULL rounds),
+# bench-small.elf (BENCH_ROUNDS_SMALL rounds, for debug-mode tests), trap-loop.elf,
+# idle.elf, and the DMA / queue images dma-copy.elf, dma-fault.elf, queue-service.elf. The round counts
 # are also in Tests/DevicePlatformTests/BenchReference.swift; change both together.
 set -euo pipefail
 
@@ -85,3 +86,6 @@ link bench "$fw/images/bench.c" -DBENCH_ROUNDS="$BENCH_ROUNDS_FULL"
 link bench-small "$fw/images/bench.c" -DBENCH_ROUNDS="$BENCH_ROUNDS_SMALL"
 link trap-loop "$fw/images/trap-loop.c"
 link idle "$fw/images/idle.c"
+link dma-copy "$fw/images/dma-copy.c"
+link dma-fault "$fw/images/dma-fault.c"
+link queue-service "$fw/images/queue-service.c"

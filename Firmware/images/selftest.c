@@ -575,7 +575,8 @@ static void check_control_page(void)
     expect_eq("CONSOLE reads 0", ctrl(SMMUSIM_REG_CONSOLE), 0);
     expect_eq("EXIT reads 0", ctrl(SMMUSIM_REG_EXIT), 0);
     expect_eq("reserved 0x20 reads 0", ctrl(SMMUSIM_REG_RESERVED), 0);
-    expect_eq("reserved 0x100 reads 0", ctrl(0x100), 0);
+    expect_eq("reserved 0xf8 reads 0", ctrl(0xf8), 0);
+    expect_eq("DMA_CHANNELS is at least 1", ctrl(SMMUSIM_REG_DMA_CHANNELS) >= 1, 1);
     expect_eq("reserved 0xff8 reads 0", ctrl(0xff8), 0);
     mmio_write64(smmusim_reg(0x20), 0x1234);
     expect_eq("reserved ignores writes", ctrl(0x20), 0);

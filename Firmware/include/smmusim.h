@@ -15,7 +15,10 @@
  *
  * Memory map:
  *
- *   0x1000_0000 .. 0x1000_0FFF   control page (below)
+ *   0x1000_0000 .. 0x1000_0FFF   control page 0 (below)
+ *   0x1000_1000 .. 0x1000_1FFF   control page 1: DMA channel registers ("DMA engine")
+ *   0x1000_2000 .. 0x1000_2FFF   control page 2: hardware queues ("Hardware queues")
+ *   0x4000_0000 .. 0x7FFF_FFFF   host window: host memory through the SMMU ("Host window")
  *   0x8000_0000 .. +SRAM_SIZE    device SRAM: code, data, stack. The size is set by
  *                                whoever configures the device (default 16 MiB, at
  *                                most 2 GiB); read it from SMMUSIM_REG_SRAM_SIZE.
@@ -26,12 +29,13 @@
  * Images are linked at 0x8000_0000 (Firmware/runtime/link.ld). The start-up code puts
  * the stack at the top of SRAM, so the same image runs in any SRAM size that holds it.
  *
- * Control page registers are 64 bits wide at 8-byte aligned offsets. Access them with
- * naturally aligned loads and stores of 1, 2, 4 or 8 bytes (the mmio_* helpers below
- * use 32 and 64 bits). A narrower read returns the addressed bytes of the register
- * (a 32-bit read at +4 is the high half); a narrower write stores its zero-extended
- * value (a byte store to CONSOLE prints that byte). A misaligned access, or any
- * access outside the page's registers and SRAM, is an access fault.
+ * Control page registers (pages 0, 1 and 2) are 64 bits wide at 8-byte aligned offsets.
+ * Access them with naturally aligned loads and stores of 1, 2, 4 or 8 bytes (the mmio_*
+ * helpers below use 32 and 64 bits). A narrower read returns the addressed bytes of the
+ * register (a 32-bit read at +4 is the high half); a narrower write stores its
+ * zero-extended value (a byte store to CONSOLE prints that byte). A misaligned access,
+ * or any access outside the control pages, the host window and SRAM, is an access
+ * fault. Each control access costs the core 4 extra cycles (the default).
  *
  *   offset  name        access  semantics
  *   0x00    CONSOLE     W       the low byte of the value goes to the device console.
@@ -41,15 +45,144 @@
  *   0x10    CYCLE       R       the core's cycle count since reset (monotonic).
  *                               Writes are ignored.
  *   0x18    SRAM_SIZE   R       bytes of SRAM (a multiple of 4 KiB). Writes ignored.
- *   0x20 .. 0xFF8       reserved: reads return 0, writes are ignored.
+ *   0x100   DMA_CHANNELS R      number of DMA channels (default 4, at most 16).
+ *   0x200   QUEUE_COUNT R       number of hardware queue pairs (default 4, at most 16).
+ *   0x300   IRQ_PENDING RW      pending interrupt sources, bit n = source n. Writing
+ *                               clears the bits that are 1 in the value (W1C).
+ *   0x308   IRQ_ENABLE  RW      enabled sources.
+ *   0x310   IRQ_CLAIM   R       claims the lowest-numbered source that is pending,
+ *                               enabled and not in service: returns its number, clears
+ *                               its pending bit and puts it in service. Returns 64
+ *                               (SMMUSIM_IRQ_NONE) when there is none.
+ *   0x318   IRQ_COMPLETE W      ends the service of the source written; a source in
+ *                               service does not assert the line again until then.
+ *   0x320   IRQ_IN_SERVICE R    claimed sources not yet completed.
+ *   0x400 .. 0x42F      host window registers (see "Host window").
+ *   everything else     reserved: reads return 0, writes are ignored.
  *
- * Reserved space is kept for later issues, which will define, in this page and in
- * this header, in this order of offsets:
- *   0x100 .. 0x1FF  DMA engine (source, destination, length, PASID, doorbell, status)
- *   0x200 .. 0x2FF  hardware queue doorbells
- *   0x300 .. 0x3FF  interrupt controller (pending, enable, claim)
- *   and, outside this page, a host window: loads and stores through the SMMU with a
- *   PASID. Until then those offsets read 0 and ignore writes like any reserved one.
+ * Writes take effect only at a register's own offset (a byte store at +1 of a register
+ * is ignored); reads of any naturally aligned part return those bytes.
+ *
+ * Interrupts (an edge-triggered controller in the manner of the RISC-V PLIC):
+ *   A source's event sets its pending bit. The core's machine external interrupt line
+ *   (mip.MEIP, bit 11) is high while some source is pending AND enabled AND not in
+ *   service. Set mie.MEIE to let the line wake `wfi`; set mstatus.MIE as well to take
+ *   it as a trap (mcause = MCAUSE_INTERRUPT_BIT | 11). The runtime's trap handler then
+ *   claims every ready source, calls irq_handler(source) and completes it (irq.h).
+ *   Sources:
+ *     0 .. 15   SMMUSIM_IRQ_DMA(n)          DMA channel n finished a transfer started
+ *                                           with SMMUSIM_DMA_FLAG_IRQ (done or error)
+ *     16 .. 31  SMMUSIM_IRQ_DOORBELL(q)     the host wrote queue q's SQ_TAIL or CQ_HEAD
+ *     32 .. 47  SMMUSIM_IRQ_QUEUE_STATE(q)  queue q's state changed (host start, stop,
+ *                                           disable; or firmware stop)
+ *     48        SMMUSIM_IRQ_DMA_ERROR       some channel finished with an error
+ *
+ * DMA engine (control page 1; channel n's 0x80-byte block at 0x1000_1000 + 0x80 * n):
+ *   offset  name        access  semantics
+ *   0x00    SRC         RW      source address: SRAM address, or host virtual address
+ *                               (IOVA without a PASID) with FLAGS.SRC_HOST
+ *   0x08    DST         RW      destination address, host with FLAGS.DST_HOST
+ *   0x10    LEN         RW      bytes (non-zero)
+ *   0x18    OP          RW      0 COPY (SRC to DST), 1 FILL (DST with the repeated
+ *                               little-endian 64-bit PATTERN), 2 CRC32C (of SRC, into
+ *                               RESULT; CRC-32C/Castagnoli, init and xorout ~0)
+ *   0x20    PASID       RW      PASID of host accesses, bits 19:0
+ *   0x28    FLAGS       RW      bit 0 SRC_HOST, bit 1 DST_HOST, bit 2 IRQ (raise source
+ *                               n at the end), bit 3 PRIV (privileged host accesses),
+ *                               bit 4 PASID (tag host accesses with PASID)
+ *   0x30    PATTERN     RW      FILL's pattern
+ *   0x38    QUEUE       RW      1 + the hardware queue served (0: none); when the host
+ *                               stops that queue the transfer is aborted
+ *   0x40    CONTROL     W       1 START the programmed transfer, 2 ABORT the running one
+ *   0x48    STATUS      R       0 IDLE, 1 BUSY, 2 DONE, 3 ERROR. Any write acknowledges:
+ *                               DONE and ERROR become IDLE.
+ *   0x50    RESULT      R       CRC32C's result
+ *   0x58    BYTES_DONE  R       bytes completed (all of LEN on DONE)
+ *   0x60    ERR_ADDR    R       address of the first failing access
+ *   0x68    ERR_INFO    R       bits 7:0 reason (SMMUSIM_DMA_ERR_*), bit 8 set for a write
+ *   SRC..QUEUE are frozen while BUSY (writes ignored); a START while BUSY is ignored.
+ *   A malformed transfer (LEN 0, an unknown OP, a range that wraps, an SRAM side outside
+ *   SRAM) ends at once with ERROR. A transfer with a host side goes through the PCIe
+ *   endpoint and the SMMU; one between two SRAM addresses is done by the device at
+ *   8 bytes per core cycle after 16 cycles of set-up (the defaults). With no host
+ *   attached (`smmusim boot` on its own) a host transfer ends with ERR_ABORTED.
+ *   Completion: poll STATUS, or set FLAGS.IRQ and wait for the interrupt (dma.h).
+ *
+ * Host window (core addresses 0x4000_0000 .. 0x7FFF_FFFF):
+ *   A load or store of 1, 2, 4 or 8 naturally aligned bytes at window offset o reaches
+ *   host address HWIN_BASE + o, with HWIN_PASID when HWIN_FLAGS.PASID is set, through
+ *   the endpoint's ATC and the SMMU. The core stalls for the access's latency (one
+ *   translation and one PCIe round trip, hundreds of cycles). A fault raises a load or
+ *   store access fault (mcause 5 or 7) with mtval the window address, and records the
+ *   host address and reason in HWIN_FAULT_*. The latency of a faulting access is not
+ *   charged to the core. Registers in control page 0:
+ *   0x400   HWIN_BASE        RW  host address of window offset 0
+ *   0x408   HWIN_PASID       RW  bits 19:0
+ *   0x410   HWIN_FLAGS       RW  bit 0 PASID (tag accesses), bit 1 PRIV
+ *   0x418   HWIN_FAULT_ADDR  R   host address of the last faulting access
+ *   0x420   HWIN_FAULT_INFO  RW  bits 7:0 reason (SMMUSIM_DMA_ERR_*, 0 none), bit 8
+ *                                store; any write clears it and HWIN_FAULT_ADDR
+ *   0x428   HWIN_LATENCY     R   picoseconds taken by the last window access
+ *
+ * Hardware queues (uacce-style queue pairs; control page 2, queue q's 0x80-byte block
+ * at 0x1000_2000 + 0x80 * q):
+ *   The host configures each queue through the device's BAR (see "Queue BAR" below):
+ *   a submission ring (SQ) of DEPTH 64-byte entries and a completion ring (CQ) of DEPTH
+ *   32-byte entries, both at virtual addresses of the process that owns PASID.
+ *   Indices run 0 .. DEPTH-1; a ring is empty when head == tail and full when
+ *   (tail + 1) % DEPTH == head (one slot stays unused). The host produces SQ entries
+ *   and writes SQ_TAIL; firmware consumes them, writes CQ entries and advances SQ_HEAD
+ *   and CQ_TAIL; the host consumes CQ entries and writes CQ_HEAD.
+ *   offset  name        access  semantics
+ *   0x00    SQ_BASE     R       virtual address of the submission ring
+ *   0x08    CQ_BASE     R       virtual address of the completion ring
+ *   0x10    DEPTH       R       entries per ring, a power of two, 2 .. 4096
+ *   0x18    PASID       R       PASID of the process the rings belong to
+ *   0x20    STATE       RW      0 DISABLED, 1 RUNNING, 2 STOPPED. Writing 2 stops a
+ *                               running queue (firmware gives up on it)
+ *   0x28    SQ_TAIL     R       host's producer index
+ *   0x30    SQ_HEAD     RW      firmware's consumer index (values >= DEPTH ignored)
+ *   0x38    CQ_TAIL     RW      firmware's producer index (values >= DEPTH ignored)
+ *   0x40    CQ_HEAD     R       host's consumer index
+ *   0x48    EPOCH       R       incremented at every state change
+ *   0x50    GENERATION  R       incremented at every DISABLE: a completion for an entry
+ *                               read before the change belongs to rings that are gone
+ *   Firmware must not start work for a queue that is not RUNNING. When the host stops
+ *   a queue, the DMA transfers whose QUEUE register names it end with
+ *   ERR_CANCELLED; firmware still writes their error completions (unless the queue
+ *   was DISABLED, which also resets the indices to 0).
+ *
+ * Queue BAR (the host's view; documented here so that both sides read one map):
+ *   0x0000  ID "SMMUQDEV" (R), 0x0008 QUEUE_COUNT (R), 0x0010 SQE size 64 (R),
+ *   0x0018 CQE size 32 (R), 0x0020 maximum depth 4096 (R).
+ *   0x0100 + 0x80 * q   queue q's control block: 0x00 SQ_BASE, 0x08 CQ_BASE, 0x10 DEPTH,
+ *           0x18 PASID (RW while DISABLED); 0x20 CONTROL (W: 1 START, 2 STOP,
+ *           3 DISABLE); 0x28 STATE, 0x30 SQ_TAIL, 0x38 SQ_HEAD, 0x40 CQ_TAIL,
+ *           0x48 CQ_HEAD, 0x50 EPOCH (R); 0x58 ERROR (R: why START was refused,
+ *           1 bad DEPTH, 2 SQ_BASE not 64-byte or CQ_BASE not 32-byte aligned).
+ *   0x1000 * (q + 1)    queue q's doorbell page (what uacce maps as the queue's MMIO
+ *           region): 0x00 SQ_TAIL (RW, a write rings the doorbell), 0x08 CQ_HEAD (RW,
+ *           rings too), 0x10 SQ_HEAD, 0x18 CQ_TAIL, 0x20 STATE (R). Doorbell writes
+ *           while the queue is not RUNNING, or of an index >= DEPTH, are ignored.
+ *   The BAR is 128 KiB. Accesses are 32 or 64 bits, naturally aligned.
+ *
+ * Queue entries (little-endian, fixed size; struct smmusim_sqe / smmusim_cqe below):
+ *   Submission entry, 64 bytes:
+ *     0x00 u32 opcode   SMMUSIM_OP_COPY / FILL / CRC32C (as the DMA OP register)
+ *     0x04 u32 flags    must be 0
+ *     0x08 u64 src      virtual address (COPY, CRC32C)
+ *     0x10 u64 dst      virtual address (COPY, FILL)
+ *     0x18 u64 length   bytes, non-zero
+ *     0x20 u64 pattern  FILL's pattern
+ *     0x28 u64 tag      copied to the completion
+ *     0x30 .. 0x3F      reserved, ignored
+ *   Completion entry, 32 bytes:
+ *     0x00 u64 tag        the submission's tag (0 if the submission could not be read)
+ *     0x08 u32 status     0 OK, 1 .. 7 a SMMUSIM_DMA_ERR_* reason, 8 BAD_ENTRY
+ *                         (unknown opcode or non-zero flags)
+ *     0x0C u32 sq_index   index of the submission in the SQ
+ *     0x10 u64 bytes_done
+ *     0x18 u64 value      CRC32C's result on success; the faulting address on error
  *
  * Exit codes:
  *   - The value written to EXIT is the exit code, all 64 bits of it. The runtime
@@ -80,8 +213,112 @@
 #define SMMUSIM_REG_EXIT         0x08
 #define SMMUSIM_REG_CYCLE        0x10
 #define SMMUSIM_REG_SRAM_SIZE    0x18
-/* First reserved offset; everything from here to the end of the page reads 0. */
+/* First reserved offset (up to SMMUSIM_REG_DMA_CHANNELS); reserved offsets read 0. */
 #define SMMUSIM_REG_RESERVED     0x20
+#define SMMUSIM_REG_DMA_CHANNELS 0x100
+#define SMMUSIM_REG_QUEUE_COUNT  0x200
+#define SMMUSIM_REG_IRQ_PENDING  0x300
+#define SMMUSIM_REG_IRQ_ENABLE   0x308
+#define SMMUSIM_REG_IRQ_CLAIM    0x310
+#define SMMUSIM_REG_IRQ_COMPLETE 0x318
+#define SMMUSIM_REG_IRQ_IN_SERVICE 0x320
+#define SMMUSIM_REG_HWIN_BASE    0x400
+#define SMMUSIM_REG_HWIN_PASID   0x408
+#define SMMUSIM_REG_HWIN_FLAGS   0x410
+#define SMMUSIM_REG_HWIN_FAULT_ADDR 0x418
+#define SMMUSIM_REG_HWIN_FAULT_INFO 0x420
+#define SMMUSIM_REG_HWIN_LATENCY 0x428
+
+/* Interrupt sources. */
+#define SMMUSIM_IRQ_DMA(n)          (n)
+#define SMMUSIM_IRQ_DOORBELL(q)     (16 + (q))
+#define SMMUSIM_IRQ_QUEUE_STATE(q)  (32 + (q))
+#define SMMUSIM_IRQ_DMA_ERROR       48
+#define SMMUSIM_IRQ_NONE            64
+#define SMMUSIM_MAX_DMA_CHANNELS    16
+#define SMMUSIM_MAX_QUEUES          16
+
+/* DMA channel blocks (control page 1). */
+#define SMMUSIM_DMA_BASE         (SMMUSIM_CTRL_BASE + 0x1000)
+#define SMMUSIM_DMA_STRIDE       0x80
+#define SMMUSIM_DMA_SRC          0x00
+#define SMMUSIM_DMA_DST          0x08
+#define SMMUSIM_DMA_LEN          0x10
+#define SMMUSIM_DMA_OP           0x18
+#define SMMUSIM_DMA_PASID        0x20
+#define SMMUSIM_DMA_FLAGS        0x28
+#define SMMUSIM_DMA_PATTERN      0x30
+#define SMMUSIM_DMA_QUEUE        0x38
+#define SMMUSIM_DMA_CONTROL      0x40
+#define SMMUSIM_DMA_STATUS       0x48
+#define SMMUSIM_DMA_RESULT       0x50
+#define SMMUSIM_DMA_BYTES_DONE   0x58
+#define SMMUSIM_DMA_ERR_ADDR     0x60
+#define SMMUSIM_DMA_ERR_INFO     0x68
+
+#define SMMUSIM_OP_COPY          0
+#define SMMUSIM_OP_FILL          1
+#define SMMUSIM_OP_CRC32C        2
+
+#define SMMUSIM_DMA_FLAG_SRC_HOST  (1u << 0)
+#define SMMUSIM_DMA_FLAG_DST_HOST  (1u << 1)
+#define SMMUSIM_DMA_FLAG_IRQ       (1u << 2)
+#define SMMUSIM_DMA_FLAG_PRIV      (1u << 3)
+#define SMMUSIM_DMA_FLAG_PASID     (1u << 4)
+
+#define SMMUSIM_DMA_CMD_START    1
+#define SMMUSIM_DMA_CMD_ABORT    2
+
+#define SMMUSIM_DMA_IDLE         0
+#define SMMUSIM_DMA_BUSY         1
+#define SMMUSIM_DMA_DONE         2
+#define SMMUSIM_DMA_ERROR        3
+
+/* Error reasons (ERR_INFO bits 7:0, HWIN_FAULT_INFO, completion status). */
+#define SMMUSIM_DMA_ERR_NONE         0
+#define SMMUSIM_DMA_ERR_TRANSLATION  1   /* the SMMU reported a translation fault */
+#define SMMUSIM_DMA_ERR_PERMISSION   2   /* the translation lacks the permission */
+#define SMMUSIM_DMA_ERR_ABORTED      3   /* SMMU or link abort; no host attached */
+#define SMMUSIM_DMA_ERR_PRI_FAILED   4   /* a page request was answered with failure */
+#define SMMUSIM_DMA_ERR_LOCAL_RANGE  5   /* an SRAM side outside SRAM */
+#define SMMUSIM_DMA_ERR_CANCELLED    6   /* aborted, or its queue was stopped */
+#define SMMUSIM_DMA_ERR_INVALID      7   /* zero length, unknown op, wrapping range */
+#define SMMUSIM_DMA_ERR_WRITE        (1u << 8)
+
+/* Host window. */
+#define SMMUSIM_HWIN_BASE        0x40000000
+#define SMMUSIM_HWIN_SIZE        0x40000000
+#define SMMUSIM_HWIN_FLAG_PASID  (1u << 0)
+#define SMMUSIM_HWIN_FLAG_PRIV   (1u << 1)
+
+/* Hardware queues, firmware side (control page 2). */
+#define SMMUSIM_QUEUE_BASE       (SMMUSIM_CTRL_BASE + 0x2000)
+#define SMMUSIM_QUEUE_STRIDE     0x80
+#define SMMUSIM_Q_SQ_BASE        0x00
+#define SMMUSIM_Q_CQ_BASE        0x08
+#define SMMUSIM_Q_DEPTH          0x10
+#define SMMUSIM_Q_PASID          0x18
+#define SMMUSIM_Q_STATE          0x20
+#define SMMUSIM_Q_SQ_TAIL        0x28
+#define SMMUSIM_Q_SQ_HEAD        0x30
+#define SMMUSIM_Q_CQ_TAIL        0x38
+#define SMMUSIM_Q_CQ_HEAD        0x40
+#define SMMUSIM_Q_EPOCH          0x48
+#define SMMUSIM_Q_GENERATION     0x50
+
+#define SMMUSIM_Q_DISABLED       0
+#define SMMUSIM_Q_RUNNING        1
+#define SMMUSIM_Q_STOPPED        2
+
+#define SMMUSIM_SQE_SIZE         64
+#define SMMUSIM_CQE_SIZE         32
+#define SMMUSIM_CQE_OK           0
+#define SMMUSIM_CQE_BAD_ENTRY    8
+
+/* mip/mie bit of the machine external interrupt, and mstatus.MIE. */
+#define SMMUSIM_MIE_MEIE         (1u << 11)
+#define SMMUSIM_MSTATUS_MIE      (1u << 3)
+#define MCAUSE_MACHINE_EXTERNAL  11
 
 #define SMMUSIM_EXIT_SUCCESS         0
 #define SMMUSIM_EXIT_NO_STACK        254
@@ -246,6 +483,43 @@ static inline unsigned smmusim_insn_length(uint64_t pc)
     uint16_t low = *(volatile const uint16_t *)(uintptr_t)pc;
     return (low & 3) == 3 ? 4 : 2;
 }
+
+/* ---- Queue entries (layout in the comment at the top) --------------------------------- */
+
+struct smmusim_sqe {
+    uint32_t opcode;
+    uint32_t flags;
+    uint64_t src;
+    uint64_t dst;
+    uint64_t length;
+    uint64_t pattern;
+    uint64_t tag;
+    uint64_t reserved[2];
+};
+
+struct smmusim_cqe {
+    uint64_t tag;
+    uint32_t status;
+    uint32_t sq_index;
+    uint64_t bytes_done;
+    uint64_t value;
+};
+
+_Static_assert(sizeof(struct smmusim_sqe) == SMMUSIM_SQE_SIZE, "submission entry layout");
+_Static_assert(offsetof(struct smmusim_sqe, tag) == 0x28, "submission entry layout");
+_Static_assert(sizeof(struct smmusim_cqe) == SMMUSIM_CQE_SIZE, "completion entry layout");
+_Static_assert(offsetof(struct smmusim_cqe, value) == 0x18, "completion entry layout");
+
+/* ---- Runtime hooks for traps (Firmware/runtime/trap.c) ------------------------------- */
+
+/*
+ * What the runtime's default trap_handler does before giving up, for images that
+ * define their own trap_handler and want the same: a machine external interrupt is
+ * dispatched (irq.h: claim, irq_handler, complete), and a host-window access fault
+ * inside hwin_load/hwin_store (hwin.h) is recorded and skipped. Returns 1 if it
+ * handled the trap, 0 if not.
+ */
+int smmusim_runtime_trap(struct trap_frame *frame);
 
 /* ---- Symbols from the linker script (Firmware/runtime/link.ld) ----------------------- */
 

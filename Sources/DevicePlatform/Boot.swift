@@ -19,6 +19,15 @@ public struct BootSummary: Codable, Sendable, Equatable {
     public var simulatedPicoseconds: UInt64
     public var simulatedTime: String
     public var consoleBytes: UInt64
+    /// DMA transfers started, bytes they moved and transfers that ended with an error.
+    public var dmaTransfers: UInt64 = 0
+    public var dmaBytes: UInt64 = 0
+    public var dmaErrors: UInt64 = 0
+    /// Host-window accesses and those that faulted.
+    public var windowAccesses: UInt64 = 0
+    public var windowFaults: UInt64 = 0
+    /// Queue doorbells rung by the host.
+    public var doorbells: UInt64 = 0
 }
 
 /// Exit statuses of `smmusim boot` beyond the firmware's own exit code.
@@ -82,6 +91,12 @@ public struct BootRun {
             instructions: device.core.instret, cycles: device.core.cycles, traps: device.core.trapCount,
             simulatedPicoseconds: time.picoseconds, simulatedTime: time.description,
             consoleBytes: device.consoleBytes)
+        summary.dmaTransfers = device.stats.dmaTransfers.value
+        summary.dmaBytes = device.stats.dmaBytes.value
+        summary.dmaErrors = device.stats.dmaErrors.value
+        summary.windowAccesses = device.stats.windowAccesses.value
+        summary.windowFaults = device.stats.windowFaults.value
+        summary.doorbells = device.stats.doorbells.value
         switch stop {
         case .exited(let code): summary.stop = "exit"; summary.exitCode = code
         case .instructionLimit: summary.stop = "instruction-limit"

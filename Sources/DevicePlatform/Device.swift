@@ -7,7 +7,9 @@ import RVCore
 import SimKernel
 
 /// Register offsets of the control page at ``DeviceConfig/controlBase``.
-/// `Firmware/include/smmusim.h` documents the same map for firmware authors.
+/// `Firmware/include/smmusim.h` documents the same map for firmware authors. DMA channel
+/// blocks follow in control page 1 (``DMAChannelRegister``), queue registers in control
+/// page 2 (``QueueFirmwareRegister``), host-window registers at 0x400 (``HostWindowRegister``).
 public enum ControlRegister: UInt64, CaseIterable, Sendable {
     /// Write: the low byte goes to the device's console.
     case console = 0x00
@@ -17,6 +19,31 @@ public enum ControlRegister: UInt64, CaseIterable, Sendable {
     case cycle = 0x10
     /// Read: bytes of SRAM, so start-up code can put the stack at the top.
     case sramSize = 0x18
+    /// Read: number of DMA channels.
+    case dmaChannels = 0x100
+    /// Read: number of hardware queue pairs.
+    case queueCount = 0x200
+    /// Read: pending interrupt sources (bit n = source n). Write: 1 bits clear them.
+    case irqPending = 0x300
+    /// Read/write: enabled sources.
+    case irqEnable = 0x308
+    /// Read: claim the lowest pending, enabled source not in service (64: none).
+    case irqClaim = 0x310
+    /// Write: end the service of a claimed source.
+    case irqComplete = 0x318
+    /// Read: claimed sources not yet completed.
+    case irqInService = 0x320
+}
+
+/// Where the core's control region is: three 4 KiB pages from ``DeviceConfig/controlBase``.
+public enum ControlPage {
+    public static let size: UInt64 = 0x3000
+    /// Page 1: DMA channel n's registers at `dmaChannelBase + dmaChannelStride * n`.
+    public static let dmaChannelBase: UInt64 = 0x1000
+    public static let dmaChannelStride: UInt64 = 0x80
+    /// Page 2: queue q's firmware registers at `queueBase + queueStride * q`.
+    public static let queueBase: UInt64 = 0x2000
+    public static let queueStride: UInt64 = 0x80
 }
 
 /// Why a device stopped.
@@ -71,7 +98,8 @@ public enum RVCause {
     }
 }
 
-/// An accelerator device: core, SRAM and control page.
+/// An accelerator device: core, SRAM, control pages, interrupt controller, DMA engine,
+/// host window and hardware queues.
 ///
 /// Hardware is an event-driven state machine: the core runs in quanta scheduled on the
 /// ``Simulator``; each quantum ends at the next pending event (so other components see a
@@ -88,6 +116,11 @@ public final class Device {
     public var maxInstructions: UInt64?
     /// Receives every console byte as the firmware writes it.
     public var onConsole: ((UInt8) -> Void)?
+    /// Whether a core waiting in `wfi` with no pending simulator event stops the device
+    /// with ``DeviceStop/idleForever(pc:)`` (the default, right when only events can wake
+    /// it). A system whose guest threads may ring a doorbell later, without a timed event
+    /// pending, sets it to false: the core then waits until ``setInterrupt(_:pending:)``.
+    public var stopsWhenIdle = true
     /// Called once when the device stops, at the simulated time of the stop.
     public var onStop: ((DeviceStop) -> Void)?
 
@@ -100,7 +133,24 @@ public final class Device {
     public private(set) var consoleBytes: UInt64 = 0
     public private(set) var controlAccesses: UInt64 = 0
 
+    /// The host side (PCIe endpoint, ATC, SMMU) that DMA transfers with a host address
+    /// and host-window accesses go to. Without one they fail with ``DMAFaultReason/aborted``.
+    /// Held strongly: a host that refers back to the device should do so weakly.
+    public var host: (any HostInterface)?
+    /// Called when firmware advances a queue's CQ_TAIL (where a system raises the
+    /// completion interrupt (MSI) to the host).
+    public var onQueueCompletion: ((_ queue: Int) -> Void)?
+    public internal(set) var interrupts = InterruptController()
+    public internal(set) var channels: [DMAChannel]
+    public internal(set) var queues: [HardwareQueue]
+    public internal(set) var window = HostWindow()
+    let stats: DeviceStatistics
+    var dmaTracks: [TraceTrackID] = []
+    var queueTracks: [TraceTrackID] = []
+    var windowTrack: TraceTrackID?
+
     private var started = false
+    private var lineAsserted = false
     private var waiting = false
     private var quantumStart = Tick.zero
     private var quantumStartCycles: UInt64 = 0
@@ -118,6 +168,9 @@ public final class Device {
         self.sim = simulator
         self.clock = ClockDomain(name: "\(name).core", hertz: config.coreClockHz)
         self.sram = LocalMemory(base: DeviceConfig.sramBase, size: config.sramSize)
+        self.channels = Array(repeating: DMAChannel(), count: config.dmaChannels)
+        self.queues = Array(repeating: HardwareQueue(), count: config.queueCount)
+        self.stats = DeviceStatistics(simulator.stats, device: name)
         // The core holds its bus strongly; the bus refers back to the device unowned, so
         // a device and its core are freed together.
         self.core = RVCore(hartID: hartID, memory: sram, bus: DeviceBus(), timing: config.coreTiming)
@@ -127,6 +180,9 @@ public final class Device {
         if let trace = simulator.trace {
             track = trace.track(named: "\(name).core")
             consoleTrack = trace.track(named: "\(name).console")
+            dmaTracks = (0..<config.dmaChannels).map { trace.track(named: "\(name).dma\($0)") }
+            queueTracks = (0..<config.queueCount).map { trace.track(named: "\(name).queue\($0)") }
+            windowTrack = trace.track(named: "\(name).window")
         }
     }
 
@@ -173,12 +229,23 @@ public final class Device {
     }
 
     /// Raises or lowers an interrupt line of the core (mip bit 3, 7 or 11); a pending,
-    /// enabled interrupt wakes a core waiting in `wfi`.
+    /// enabled interrupt wakes a core waiting in `wfi`. The device's own interrupt
+    /// controller drives bit 11 (MEIP) through this call whenever its output changes;
+    /// other agents should raise a controller source rather than drive bit 11 directly.
     public func setInterrupt(_ bit: Int, pending: Bool) {
         core.setInterruptPending(bit, pending)
         if pending && waiting && stop == nil {
             waiting = false
             sim.schedule(at: sim.now) { [unowned self] in self.runQuantum() }
+        }
+    }
+
+    /// Drives mip.MEIP from the interrupt controller.
+    func updateInterruptLine() {
+        let asserted = interrupts.asserted
+        if asserted != lineAsserted {
+            lineAsserted = asserted
+            setInterrupt(11, pending: asserted)
         }
     }
 
@@ -219,9 +286,9 @@ public final class Device {
             finish(.exited(code: code), at: end)
         case .waitingForInterrupt:
             waiting = true
-            // Nothing in this system raises device interrupts yet except other
-            // components' events; if none is pending the wait can never end.
-            if sim.nextEventTime == nil { finish(.idleForever(pc: core.pc), at: end) }
+            // Interrupts come from events (DMA completions, host doorbells); if none is
+            // pending the wait can never end.
+            if stopsWhenIdle && sim.nextEventTime == nil { finish(.idleForever(pc: core.pc), at: end) }
         case .trapLoop(let cause, let pc, let tval):
             finish(.trapLoop(cause: cause, pc: pc, tval: tval), at: end)
         }
@@ -266,42 +333,114 @@ public final class Device {
 
     // MARK: The bus — everything the core reaches outside SRAM.
 
-    /// Control-page accesses must be naturally aligned and 1, 2, 4 or 8 bytes wide; a
-    /// narrower read returns the addressed bytes of the 64-bit register. Reserved
-    /// offsets read as zero and ignore writes. Anything outside the page is an access
-    /// fault: the platform has nothing else mapped yet.
+    /// Control-region accesses must be naturally aligned and 1, 2, 4 or 8 bytes wide; a
+    /// narrower read returns the addressed bytes of the 64-bit register, a write must
+    /// target the register's offset and stores its zero-extended value. Reserved offsets
+    /// read as zero and ignore writes. The host window goes to the host; anything else is
+    /// an access fault.
     public func controlLoad(_ address: UInt64, size: Int, core: RVCore) -> RVBusResponse? {
+        if HostWindow.contains(address) {
+            return hostWindowAccess(address, size: size, write: false, value: 0)
+        }
         guard let offset = controlOffset(address, size: size) else { return nil }
         controlAccesses += 1
-        let register = offset & ~7
-        var value: UInt64 = 0
-        switch ControlRegister(rawValue: register) {
-        case .cycle: value = core.cycles
-        case .sramSize: value = config.sramSize
-        case .console, .exit, nil: value = 0
-        }
+        let value = controlRegisterLoad(offset & ~7, core: core)
         let shifted = value >> ((offset & 7) * 8)
         let masked = size == 8 ? shifted : shifted & ((1 << (UInt64(size) * 8)) - 1)
         return RVBusResponse(value: masked, extraCycles: config.controlAccessCycles)
     }
 
     public func controlStore(_ address: UInt64, size: Int, value: UInt64, core: RVCore) -> RVBusResponse? {
+        if HostWindow.contains(address) {
+            return hostWindowAccess(address, size: size, write: true, value: value)
+        }
         guard let offset = controlOffset(address, size: size) else { return nil }
         controlAccesses += 1
-        switch ControlRegister(rawValue: offset) {
+        // Writes at a register's offset only: a store into the middle of a register would
+        // have no sensible side effect on doorbells and commands.
+        if offset & 7 == 0 { controlRegisterStore(offset, value: value, core: core) }
+        return RVBusResponse(value: 0, extraCycles: config.controlAccessCycles)
+    }
+
+    private func controlRegisterLoad(_ register: UInt64, core: RVCore) -> UInt64 {
+        if register >= ControlPage.queueBase {
+            let q = Int((register - ControlPage.queueBase) / ControlPage.queueStride)
+            return q < queues.count ? queueFirmwareLoad(queue: q, register: (register - ControlPage.queueBase) % ControlPage.queueStride) : 0
+        }
+        if register >= ControlPage.dmaChannelBase {
+            let n = Int((register - ControlPage.dmaChannelBase) / ControlPage.dmaChannelStride)
+            return n < channels.count ? dmaLoad(channel: n, register: (register - ControlPage.dmaChannelBase) % ControlPage.dmaChannelStride) : 0
+        }
+        if let w = HostWindowRegister(rawValue: register) { return hostWindowRegisterLoad(w) }
+        switch ControlRegister(rawValue: register) {
+        case .cycle: return core.cycles
+        case .sramSize: return config.sramSize
+        case .dmaChannels: return UInt64(channels.count)
+        case .queueCount: return UInt64(queues.count)
+        case .irqPending: return interrupts.pending
+        case .irqEnable: return interrupts.enable
+        case .irqInService: return interrupts.inService
+        case .irqClaim:
+            let source = interrupts.claim()
+            updateInterruptLine()
+            return source
+        case .console, .exit, .irqComplete, nil: return 0
+        }
+    }
+
+    private func controlRegisterStore(_ register: UInt64, value: UInt64, core: RVCore) {
+        if register >= ControlPage.queueBase {
+            let q = Int((register - ControlPage.queueBase) / ControlPage.queueStride)
+            if q < queues.count { queueFirmwareStore(queue: q, register: (register - ControlPage.queueBase) % ControlPage.queueStride, value: value) }
+            return
+        }
+        if register >= ControlPage.dmaChannelBase {
+            let n = Int((register - ControlPage.dmaChannelBase) / ControlPage.dmaChannelStride)
+            if n < channels.count { dmaStore(channel: n, register: (register - ControlPage.dmaChannelBase) % ControlPage.dmaChannelStride, value: value) }
+            return
+        }
+        if let w = HostWindowRegister(rawValue: register) { hostWindowRegisterStore(w, value: value); return }
+        switch ControlRegister(rawValue: register) {
         case .console: consoleWrite(UInt8(truncatingIfNeeded: value))
         case .exit: core.requestStop(.exited(code: value))
-        case .cycle, .sramSize, nil: break   // read-only or reserved: writes are ignored
+        case .irqPending: interrupts.clearPending(value); updateInterruptLine()
+        case .irqEnable: interrupts.enable = value; updateInterruptLine()
+        case .irqComplete: interrupts.complete(value); updateInterruptLine()
+        case .cycle, .sramSize, .dmaChannels, .queueCount, .irqClaim, .irqInService, nil:
+            break   // read-only or reserved: writes are ignored
         }
-        return RVBusResponse(value: 0, extraCycles: config.controlAccessCycles)
     }
 
     private func controlOffset(_ address: UInt64, size: Int) -> UInt64? {
         let offset = address &- DeviceConfig.controlBase
-        guard address >= DeviceConfig.controlBase, offset < 4096,
+        guard address >= DeviceConfig.controlBase, offset < ControlPage.size,
               size == 1 || size == 2 || size == 4 || size == 8,
               offset % UInt64(size) == 0 else { return nil }
         return offset
+    }
+}
+
+/// The device's statistics, registered in the simulator's ``SimKernel/Statistics`` under
+/// `<device>.dma.*`, `<device>.window.*` and `<device>.queue.*`.
+struct DeviceStatistics {
+    let dmaTransfers: Counter
+    let dmaBytes: Counter
+    let dmaErrors: Counter
+    let dmaStartsWhileBusy: Counter
+    let windowAccesses: Counter
+    let windowFaults: Counter
+    let windowLatency: LatencyHistogram
+    let doorbells: Counter
+
+    init(_ stats: Statistics, device: String) {
+        dmaTransfers = stats.counter("\(device).dma.transfers")
+        dmaBytes = stats.counter("\(device).dma.bytes")
+        dmaErrors = stats.counter("\(device).dma.errors")
+        dmaStartsWhileBusy = stats.counter("\(device).dma.starts-while-busy")
+        windowAccesses = stats.counter("\(device).window.accesses")
+        windowFaults = stats.counter("\(device).window.faults")
+        windowLatency = stats.histogram("\(device).window.latency")
+        doorbells = stats.counter("\(device).queue.doorbells")
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import DevicePlatform
 import RVCore
@@ -106,6 +107,22 @@ import SimKernel
         #expect(device.stop == .idleForever(pc: DeviceConfig.sramBase + 4))
     }
 
+    @Test func idleCoreCanWaitForAnInterruptFromOutsideTheEventQueue() {
+        // mie := MEIE; wfi; EXIT 7.
+        let (sim, device) = makeDevice([
+            Asm.addi(Asm.t1, 0, 1), Asm.slli(Asm.t1, Asm.t1, 11), Asm.csrrw(0, 0x304, Asm.t1),
+            Asm.wfi, controlBase, Asm.addi(Asm.a0, 0, 7), Asm.sd(Asm.a0, Asm.t0, 8),
+        ])
+        device.stopsWhenIdle = false
+        device.start()
+        _ = sim.run()
+        #expect(device.stop == nil)             // waiting, not declared idle
+        // Something outside the event queue (a guest thread) raises the line later.
+        device.setInterrupt(11, pending: true)
+        _ = sim.run()
+        #expect(device.stop == .exited(code: 7))
+    }
+
     @Test func loadOutsideControlPageAndSramFaults() {
         // mtvec := handler at +16, which exits with mcause via EXIT.
         let (sim, device) = makeDevice([
@@ -144,6 +161,29 @@ import SimKernel
         config = DeviceConfig()
         config.quantumCycles = 0
         #expect(config.validate() != nil)
+    }
+
+    @Test func configurationBoundsChannelsQueuesAndLocalBandwidth() throws {
+        for (channels, queues, bytes, bad) in [(0, 4, 8 as UInt64, "DMA channels"), (17, 4, 8, "DMA channels"),
+                                               (4, 17, 8, "hardware queues"), (4, 4, 0, "bandwidth")] {
+            var config = DeviceConfig()
+            config.dmaChannels = channels
+            config.queueCount = queues
+            config.localDMABytesPerCycle = bytes
+            #expect(config.validate()?.contains(bad) == true)
+        }
+        var config = DeviceConfig()
+        config.queueCount = 0
+        config.dmaChannels = 16
+        #expect(config.validate() == nil)
+        // A configuration file names only what it changes; the rest keeps its defaults.
+        let decoded = try JSONDecoder().decode(DeviceConfig.self, from: Data(#"{"dmaChannels": 2, "coreTiming": {"divExtraCycles": 5}}"#.utf8))
+        var expected = DeviceConfig()
+        expected.dmaChannels = 2
+        expected.coreTiming.divExtraCycles = 5
+        #expect(decoded == expected)
+        let roundTrip = try JSONDecoder().decode(DeviceConfig.self, from: JSONEncoder().encode(config))
+        #expect(roundTrip == config)
     }
 
     @Test func simulatedTimeFollowsTheCoreClock() {

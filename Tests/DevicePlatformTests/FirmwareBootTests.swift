@@ -70,6 +70,28 @@ import SimKernel
         #expect(a.text.contains("\"trap\""))
     }
 
+    @Test func summaryCountsDMAOfTheDMAImages() throws {
+        let (copy, console) = try boot("dma-copy")
+        #expect(copy.exitCode == 0, "\(console)")
+        #expect(console.contains("host checks skipped"))
+        #expect(copy.dmaTransfers >= 7)
+        #expect(copy.dmaBytes >= 3 * 4096)
+        #expect(copy.dmaErrors == 1)          // the probe of the missing host
+        let (fault, _) = try boot("dma-fault")
+        #expect(fault.exitCode == 0)
+        #expect(fault.dmaErrors >= 6)
+        #expect(fault.windowAccesses == 1 && fault.windowFaults == 1)
+        let (hello, _) = try boot("hello")
+        #expect(hello.dmaTransfers == 0 && hello.windowAccesses == 0 && hello.doorbells == 0)
+    }
+
+    @Test func queueServiceAloneWaitsForDoorbellsThatNeverCome() throws {
+        let (summary, console) = try boot("queue-service")
+        #expect(console == "queue-service: 4 queues, 4 DMA channels\n")
+        #expect(summary.stop == "idle")
+        #expect(BootExitStatus.status(for: summary) == BootExitStatus.idle)
+    }
+
     @Test func badImageErrorNamesTheFile() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("smmusim-\(UUID().uuidString).elf").path
         #expect(FileManager.default.createFile(atPath: path, contents: Data([0x7F, 0x45, 0x4C])))

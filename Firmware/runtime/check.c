@@ -1,0 +1,4 @@
+/* check.c — the counters behind check.h. */
+#include "check.h"
+
+unsigned check_passed, check_failed;
