@@ -69,7 +69,8 @@ extension Device {
         }
     }
 
-    /// One core access through the window; nil makes the core raise an access fault.
+    /// One core access through the window; nil or a faulted response makes the core raise
+    /// an access fault.
     func hostWindowAccess(_ address: UInt64, size: Int, write: Bool, value: UInt64) -> RVBusResponse? {
         guard address % UInt64(size) == 0 else { return nil }
         let hostAddress = window.hostBase &+ (address &- HostWindow.base)
@@ -92,7 +93,8 @@ extension Device {
             return RVBusResponse(value: loaded, extraCycles: latencyCycles(latency))
         case .fault(let fault, let latency):
             recordWindowFault(fault, latency: latency)
-            return nil
+            // The core waited for the answer before it could take the fault.
+            return .faulted(extraCycles: latencyCycles(latency))
         }
     }
 

@@ -459,6 +459,11 @@ extension RVCore {
               let r = bus.load(address, size: Int(size), core: self) else {
             return raiseException(Cause.loadAccessFault, tval: address, pc: pc)
         }
+        if r.accessFault {
+            cycles &+= r.extraCycles
+            stalls &+= r.extraCycles
+            return raiseException(Cause.loadAccessFault, tval: address, pc: pc)
+        }
         let v = r.value
         let value: UInt64
         switch i.op {
@@ -501,6 +506,7 @@ extension RVCore {
             }
             cycles &+= r.extraCycles
             stalls &+= r.extraCycles
+            if r.accessFault { return raiseException(Cause.storeAccessFault, tval: address, pc: pc) }
         }
         pc &+= UInt64(i.length)
         return service()

@@ -20,10 +20,21 @@ public protocol RVBus: AnyObject {
 public struct RVBusResponse: Equatable, Sendable {
     public var value: UInt64
     public var extraCycles: UInt64
+    /// The access failed after costing `extraCycles` (a device that had to ask someone
+    /// else before refusing): the core charges the cycles, then raises the access fault.
+    public var accessFault: Bool
 
     public init(value: UInt64 = 0, extraCycles: UInt64 = 0) {
         self.value = value
         self.extraCycles = extraCycles
+        self.accessFault = false
+    }
+
+    /// An access fault that took `extraCycles` to discover.
+    public static func faulted(extraCycles: UInt64) -> RVBusResponse {
+        var r = RVBusResponse(extraCycles: extraCycles)
+        r.accessFault = true
+        return r
     }
 }
 

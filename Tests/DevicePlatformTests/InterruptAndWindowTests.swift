@@ -157,6 +157,9 @@ import SimKernel
         _ = rig.sim.run()
         #expect(rig.device.stop == .exited(code: write ? 7 : 5))
         #expect(rig.device.core.csr(0x343) == HostWindow.base + 0x18)      // mtval
+        // The core waited for the host's answer (600 ns at 1 GHz) before taking the fault.
+        #expect(rig.device.core.cycles >= 600)
+        #expect(rig.read(HostWindowRegister.lastLatency.rawValue) == 600_000)
         #expect(rig.read(HostWindowRegister.faultAddress.rawValue) == 0x7000_0018)
         #expect(rig.read(HostWindowRegister.faultInfo.rawValue) == UInt64(DMAFaultReason.translation.rawValue) | (write ? 0x100 : 0))
         #expect(rig.host.accesses.first?.pasid == nil)   // PASID flag clear: untagged
