@@ -4,7 +4,8 @@
 // Layering (dependencies point down only), see the DocC catalogs and README:
 //
 //   smmusim (thin executable) → SMMUSimCommands (CLI as a library)
-//   DevicePlatform (accelerator: RV64 core + SRAM + control page, boot loop)
+//   Endpoint (PCIe link and endpoint: ATS/ATC, PRI, the DMA data path)
+//   DevicePlatform (accelerator: RV64 core + SRAM, DMA channels, queues, boot loop)
 //   RVCore (RV64IMAC interpreter) · ELFImage (libelf loader, over CLibELF)
 //   SMMU (the SMMUv3 model: registers, queues, walker, caches)
 //   SMMUArch (SMMUv3 encodings: registers, STE, CD, commands, events — pure values)
@@ -46,6 +47,7 @@ let package = Package(
         .target(name: "GuestKernel", dependencies: ["SimKernel", "Memory"]),
         .target(name: "SMMU", dependencies: ["SMMUArch", "SimKernel", "Memory"]),
         .target(name: "DevicePlatform", dependencies: ["SimKernel", "Memory", "RVCore", "ELFImage"]),
+        .target(name: "Endpoint", dependencies: ["SMMU", "SMMUArch", "SimKernel", "Memory", "DevicePlatform"]),
         .target(
             name: "SMMUSimCommands",
             dependencies: [
@@ -62,6 +64,7 @@ let package = Package(
         .testTarget(name: "DevicePlatformTests", dependencies: ["DevicePlatform", "ELFImage", "RVCore", "SimKernel"]),
         .testTarget(name: "SMMUArchTests", dependencies: ["SMMUArch"]),
         .testTarget(name: "SMMUTests", dependencies: ["SMMU", "SMMUArch", "SimKernel", "Memory"]),
+        .testTarget(name: "EndpointTests", dependencies: ["Endpoint", "SMMU", "SMMUArch", "SimKernel", "Memory", "DevicePlatform"]),
         .testTarget(name: "GuestKernelTests", dependencies: ["GuestKernel", "SimKernel"]),
         .testTarget(name: "SMMUSimCommandsTests", dependencies: ["SMMUSimCommands", "SMMUArch", "smmusim"]),
     ]
