@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "SMMUArchTests", dependencies: ["SMMUArch"]),
         .testTarget(name: "SMMUTests", dependencies: ["SMMU", "SMMUArch", "SimKernel", "Memory"]),
         .testTarget(name: "EndpointTests", dependencies: ["Endpoint", "SMMU", "SMMUArch", "SimKernel", "Memory", "DevicePlatform"]),
-        .testTarget(name: "GuestKernelTests", dependencies: ["GuestKernel", "SimKernel"]),
+        .testTarget(name: "GuestKernelTests", dependencies: ["GuestKernel", "SimKernel", "Memory"]),
         .testTarget(name: "SMMUSimCommandsTests", dependencies: ["SMMUSimCommands", "SMMUArch", "smmusim"]),
     ]
 )

@@ -42,6 +42,15 @@ public enum DiagnosticKind: String, CaseIterable, Hashable, Sendable, Codable {
     case memoryLeak
     /// An interrupt raised on a line with no handler.
     case unexpectedIRQ
+    /// A broken MMU notifier rule (Linux WARNs in mm/mmu_notifier.c): a start that failed in
+    /// a blockable range or with something other than -EAGAIN, a start that can fail on a
+    /// subscription that also implements end, `arch_invalidate_secondary_tlbs` together with
+    /// start/end, put without a reference, registration on an mm without users.
+    case mmuNotifierMisuse
+    /// The kernel's invalidation order broken (``InvalidationOrderChecker``): PTEs changed
+    /// outside an open invalidate range, pages freed before the range's end, an end without
+    /// a start.
+    case invalidationOrder
 
     /// The Linux-style headline.
     public var headline: String {
@@ -65,6 +74,8 @@ public enum DiagnosticKind: String, CaseIterable, Hashable, Sendable, Codable {
         case .doubleFree: "BUG: KASAN: double-free"
         case .memoryLeak: "kmemleak: unreferenced object"
         case .unexpectedIRQ: "unexpected IRQ"
+        case .mmuNotifierMisuse: "WARNING: mmu_notifier rule broken"
+        case .invalidationOrder: "BUG: MMU notifier invalidation order broken"
         }
     }
 }

@@ -149,6 +149,24 @@ public final class PhysicalMemory {
         address.value < PhysicalMemory.addressLimit && existingFrame(address.frameNumber) != nil
     }
 
+    /// Drops the frame holding `address`: it reads as zero again and costs no host memory
+    /// until it is next written. Returns whether a frame was dropped. For a page allocator
+    /// that frees a page (so a fresh page reads zero without being cleared); an address at
+    /// or above ``addressLimit`` has no frame and returns false. Not an access, so the
+    /// ``faultInjector`` is not consulted.
+    @discardableResult
+    public func discard(frameContaining address: PhysAddr) -> Bool {
+        guard address.value < PhysicalMemory.addressLimit else { return false }
+        let number = address.frameNumber
+        guard let middle = root[Int(number >> 26)],
+              let leaf = middle[Int((number >> 13) & 0x1fff)],
+              let f = leaf[Int(number & 0x1fff)] else { return false }
+        f.deallocate()
+        leaf[Int(number & 0x1fff)] = nil
+        framesAllocated -= 1
+        return true
+    }
+
     // MARK: Fault injection helpers
 
     /// Makes every access that overlaps one of `ranges` fault (for `access`, or both

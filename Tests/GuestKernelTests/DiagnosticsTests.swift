@@ -114,6 +114,24 @@ func misbehave(_ kind: DiagnosticKind) -> Kernel {
         kernel.spawnThread(name: "culprit") { _ = kernel.kmalloc(ContextDescriptor(asid: 1)) }
     case .unexpectedIRQ:
         kernel.sim.schedule(at: .us(1)) { kernel.raiseIRQ(99, on: 0) }
+    case .mmuNotifierMisuse:
+        // A subscription may not implement arch_invalidate_secondary_tlbs and the range
+        // callbacks together.
+        let mm = NotifierFixture.manager(kernel).mmAlloc()!
+        let ops = MMUNotifierOps(name: "both", invalidateRangeStart: { _, _ in nil },
+                                 archInvalidateSecondaryTLBs: { _, _, _, _ in })
+        kernel.spawnThread(name: "culprit") { _ = await MMUNotifier(ops: ops).register(mm) }
+    case .invalidationOrder:
+        // A driver that clears PTEs of a subscribed mm without opening an invalidate range.
+        let mm = NotifierFixture.manager(kernel).mmAlloc()!
+        let checker = InvalidationOrderChecker()
+        kernel.addObserver(checker)
+        let sub = MMUNotifier(ops: MMUNotifierOps(name: "mirror", invalidateRangeStart: { _, _ in nil }))
+        kernel.spawnThread(name: "culprit") {
+            _ = await sub.register(mm)
+            checker.check(.ptesChanged(mm: mm.id, start: 0x1000, end: 0x2000, count: 1), task: kernel.current, in: kernel)
+            await sub.unregister(mm)
+        }
     }
     kernel.sim.run()
     kernel.finish()
