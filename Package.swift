@@ -4,6 +4,7 @@
 // Layering (dependencies point down only), see the DocC catalogs and README:
 //
 //   smmusim (thin executable) → SMMUSimCommands (CLI as a library)
+//   SimSystem (a whole system from a YAML/JSON configuration: memory, SMMUs, endpoints, devices)
 //   Endpoint (PCIe link and endpoint: ATS/ATC, PRI, the DMA data path)
 //   DevicePlatform (accelerator: RV64 core + SRAM, DMA channels, queues, boot loop)
 //   RVCore (RV64IMAC interpreter) · ELFImage (libelf loader, over CLibELF)
@@ -25,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .target(
@@ -49,9 +51,16 @@ let package = Package(
         .target(name: "DevicePlatform", dependencies: ["SimKernel", "Memory", "RVCore", "ELFImage"]),
         .target(name: "Endpoint", dependencies: ["SMMU", "SMMUArch", "SimKernel", "Memory", "DevicePlatform"]),
         .target(
+            name: "SimSystem",
+            dependencies: [
+                "SimKernel", "Memory", "SMMUArch", "SMMU", "Endpoint", "DevicePlatform", "ELFImage",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(
             name: "SMMUSimCommands",
             dependencies: [
-                "DevicePlatform", "SimKernel", "SMMUArch", "SMMU", "Memory",
+                "DevicePlatform", "SimKernel", "SMMUArch", "SMMU", "Memory", "SimSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -64,6 +73,7 @@ let package = Package(
         .testTarget(name: "DevicePlatformTests", dependencies: ["DevicePlatform", "ELFImage", "RVCore", "SimKernel"]),
         .testTarget(name: "SMMUArchTests", dependencies: ["SMMUArch"]),
         .testTarget(name: "SMMUTests", dependencies: ["SMMU", "SMMUArch", "SimKernel", "Memory"]),
+        .testTarget(name: "SimSystemTests", dependencies: ["SimSystem", "Endpoint", "DevicePlatform", "SMMU", "SMMUArch", "SimKernel", "Memory"]),
         .testTarget(name: "EndpointTests", dependencies: ["Endpoint", "SMMU", "SMMUArch", "SimKernel", "Memory", "DevicePlatform"]),
         .testTarget(name: "GuestKernelTests", dependencies: ["GuestKernel", "SimKernel", "Memory"]),
         .testTarget(name: "SMMUSimCommandsTests", dependencies: ["SMMUSimCommands", "SMMUArch", "smmusim"]),

@@ -30,6 +30,29 @@ public struct BootSummary: Codable, Sendable, Equatable {
     public var doorbells: UInt64 = 0
 }
 
+extension BootSummary {
+    /// The summary of `device`, which stopped for `stop` at `time` (a device still waiting
+    /// when the simulation ran out of events is reported by its caller as idle at the end).
+    public init(device: Device, image: String, seed: UInt64, stop: DeviceStop, at time: Tick) {
+        self.init(image: image, seed: seed, stop: "", exitCode: nil, stopDetail: stop.description,
+                  instructions: device.core.instret, cycles: device.core.cycles, traps: device.core.trapCount,
+                  simulatedPicoseconds: time.picoseconds, simulatedTime: time.description,
+                  consoleBytes: device.consoleBytes)
+        dmaTransfers = device.stats.dmaTransfers.value
+        dmaBytes = device.stats.dmaBytes.value
+        dmaErrors = device.stats.dmaErrors.value
+        windowAccesses = device.stats.windowAccesses.value
+        windowFaults = device.stats.windowFaults.value
+        doorbells = device.stats.doorbells.value
+        switch stop {
+        case .exited(let code): self.stop = "exit"; exitCode = code
+        case .instructionLimit: self.stop = "instruction-limit"
+        case .trapLoop: self.stop = "trap-loop"
+        case .idleForever: self.stop = "idle"
+        }
+    }
+}
+
 /// Exit statuses of `smmusim boot` beyond the firmware's own exit code.
 public enum BootExitStatus {
     /// Arguments could not be parsed (swift-argument-parser's EX_USAGE).
@@ -86,23 +109,6 @@ public struct BootRun {
         guard let stop = device.stop, let time = device.stopTime else {
             fatalError("boot: simulation ended without the device stopping")
         }
-        var summary = BootSummary(
-            image: imagePath, seed: seed, stop: "", exitCode: nil, stopDetail: stop.description,
-            instructions: device.core.instret, cycles: device.core.cycles, traps: device.core.trapCount,
-            simulatedPicoseconds: time.picoseconds, simulatedTime: time.description,
-            consoleBytes: device.consoleBytes)
-        summary.dmaTransfers = device.stats.dmaTransfers.value
-        summary.dmaBytes = device.stats.dmaBytes.value
-        summary.dmaErrors = device.stats.dmaErrors.value
-        summary.windowAccesses = device.stats.windowAccesses.value
-        summary.windowFaults = device.stats.windowFaults.value
-        summary.doorbells = device.stats.doorbells.value
-        switch stop {
-        case .exited(let code): summary.stop = "exit"; summary.exitCode = code
-        case .instructionLimit: summary.stop = "instruction-limit"
-        case .trapLoop: summary.stop = "trap-loop"
-        case .idleForever: summary.stop = "idle"
-        }
-        return summary
+        return BootSummary(device: device, image: imagePath, seed: seed, stop: stop, at: time)
     }
 }

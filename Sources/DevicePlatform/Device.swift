@@ -225,7 +225,7 @@ public final class Device {
         started = true
         quantumStart = sim.now
         quantumStartCycles = core.cycles
-        sim.schedule(at: sim.now) { [unowned self] in self.runQuantum() }
+        sim.schedulePassive(at: sim.now) { [unowned self] in self.runQuantum() }
     }
 
     /// Raises or lowers an interrupt line of the core (mip bit 3, 7 or 11); a pending,
@@ -236,7 +236,7 @@ public final class Device {
         core.setInterruptPending(bit, pending)
         if pending && waiting && stop == nil {
             waiting = false
-            sim.schedule(at: sim.now) { [unowned self] in self.runQuantum() }
+            sim.schedulePassive(at: sim.now) { [unowned self] in self.runQuantum() }
         }
     }
 
@@ -253,11 +253,13 @@ public final class Device {
         guard stop == nil else { return }
         let start = sim.now
         var budget = config.quantumCycles
-        if let next = sim.nextEventTime {
-            // Another component acts at `next`: run only up to it so that it sees this
-            // core's effects in time order. At the same tick, let it go first.
+        // Another component acts at `next`: run only up to it so that it sees this core's
+        // effects in time order. At the same tick, let it go first. Other cores' quanta are
+        // passive events and do not count: cores run quanta side by side and meet at
+        // quantum boundaries, so two cores never cut each other's quanta to nothing.
+        if let next = sim.nextActiveEventTime {
             if next <= start {
-                sim.schedule(at: start) { [unowned self] in self.runQuantum() }
+                sim.schedulePassive(at: start) { [unowned self] in self.runQuantum() }
                 return
             }
             budget = min(budget, max(1, clock.cycles(in: next - start)))
@@ -280,7 +282,7 @@ public final class Device {
             if let limit = maxInstructions, core.instret >= limit {
                 finish(.instructionLimit, at: end)
             } else {
-                sim.schedule(at: end) { [unowned self] in self.runQuantum() }
+                sim.schedulePassive(at: end) { [unowned self] in self.runQuantum() }
             }
         case .exited(let code):
             finish(.exited(code: code), at: end)

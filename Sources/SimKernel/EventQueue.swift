@@ -27,8 +27,13 @@ struct EventKey: Comparable {
 }
 
 /// A priority queue of closures keyed by (tick, sequence) with lazy cancellation.
+///
+/// Passive events (a core's next quantum) live in a heap of their own, so that
+/// ``peekActiveTime()`` can tell a component how long it may run before something that
+/// must see its effects happens, without other cores' quanta cutting it short.
 struct EventQueue {
     private var heap = Heap<EventKey>()
+    private var passive = Heap<EventKey>()
     private var actions: [(() -> Void)?] = []
     private var generations: [UInt32] = []
     private var freeSlots: [UInt32] = []
@@ -36,7 +41,7 @@ struct EventQueue {
     /// Events scheduled and neither run nor cancelled.
     private(set) var liveCount = 0
 
-    mutating func insert(at tick: Tick, _ action: @escaping () -> Void) -> EventID {
+    mutating func insert(at tick: Tick, passive isPassive: Bool = false, _ action: @escaping () -> Void) -> EventID {
         let slot: UInt32
         if let free = freeSlots.popLast() {
             slot = free
@@ -48,7 +53,8 @@ struct EventQueue {
             generations.append(0)
         }
         let generation = generations[Int(slot)]
-        heap.insert(EventKey(tick: tick.picoseconds, sequence: nextSequence, slot: slot, generation: generation))
+        let key = EventKey(tick: tick.picoseconds, sequence: nextSequence, slot: slot, generation: generation)
+        if isPassive { passive.insert(key) } else { heap.insert(key) }
         nextSequence &+= 1
         liveCount += 1
         return EventID(slot: slot, generation: generation)
@@ -67,20 +73,56 @@ struct EventQueue {
         return i < actions.count && generations[i] == id.generation && actions[i] != nil
     }
 
-    /// Time of the earliest live event, discarding cancelled entries on the way.
-    mutating func peekTime() -> Tick? {
+    /// The earliest live key of the ordinary heap, discarding cancelled entries on the way.
+    private mutating func activeMin() -> EventKey? {
         while let top = heap.min {
-            if generations[Int(top.slot)] == top.generation { return Tick(picoseconds: top.tick) }
+            if generations[Int(top.slot)] == top.generation { return top }
             _ = heap.removeMin()
         }
         return nil
     }
 
+    /// The earliest live key of the passive heap, discarding cancelled entries on the way.
+    private mutating func passiveMin() -> EventKey? {
+        while let top = passive.min {
+            if generations[Int(top.slot)] == top.generation { return top }
+            _ = passive.removeMin()
+        }
+        return nil
+    }
+
+    /// Time of the earliest live event, passive or not.
+    mutating func peekTime() -> Tick? {
+        let first: EventKey?
+        switch (activeMin(), passiveMin()) {
+        case (nil, nil): first = nil
+        case (let a?, nil): first = a
+        case (nil, let p?): first = p
+        case (let a?, let p?): first = min(a, p)
+        }
+        return first.map { Tick(picoseconds: $0.tick) }
+    }
+
+    /// Time of the earliest live event that is not passive.
+    mutating func peekActiveTime() -> Tick? {
+        activeMin().map { Tick(picoseconds: $0.tick) }
+    }
+
     /// Removes the earliest live event if it is due at or before `limit`.
     mutating func popDue(notAfter limit: Tick) -> (tick: Tick, action: () -> Void)? {
-        guard let t = peekTime(), t <= limit else { return nil }
-        let top = heap.removeMin()
-        let i = Int(top.slot)
+        let a = activeMin(), p = passiveMin()
+        let fromPassive: Bool
+        switch (a, p) {
+        case (nil, nil): return nil
+        case (nil, .some): fromPassive = true
+        case (.some, nil): fromPassive = false
+        case (.some(let a), .some(let p)): fromPassive = p < a
+        }
+        let key = fromPassive ? p! : a!
+        let t = Tick(picoseconds: key.tick)
+        guard t <= limit else { return nil }
+        _ = fromPassive ? passive.removeMin() : heap.removeMin()
+        let i = Int(key.slot)
         let action = actions[i]!
         release(slot: i)
         return (t, action)

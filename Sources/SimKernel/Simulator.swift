@@ -103,6 +103,16 @@ public final class Simulator: @unchecked Sendable {
         return core.pointee.events.insert(at: time, action)
     }
 
+    /// Schedules a passive event: one that does not bound how far another component may run
+    /// ahead (``nextActiveEventTime`` ignores it). A core's next quantum is passive, so cores
+    /// do not cut each other's quanta; anything another component must observe in time order
+    /// (a DMA completion, a doorbell) is an ordinary event.
+    @discardableResult
+    public func schedulePassive(at time: Tick, _ action: @escaping () -> Void) -> EventID {
+        precondition(time >= now, "SimKernel: event scheduled in the past (\(time) < now \(now))")
+        return core.pointee.events.insert(at: time, passive: true, action)
+    }
+
     /// Runs `action` `delay` after the current time.
     @discardableResult
     public func schedule(after delay: Tick, _ action: @escaping () -> Void) -> EventID {
@@ -119,6 +129,9 @@ public final class Simulator: @unchecked Sendable {
 
     /// Time of the earliest pending (not cancelled) event.
     public var nextEventTime: Tick? { core.pointee.events.peekTime() }
+
+    /// Time of the earliest pending event that is not passive (see ``schedulePassive(at:_:)``).
+    public var nextActiveEventTime: Tick? { core.pointee.events.peekActiveTime() }
 
     /// Number of pending (not cancelled) events.
     public var pendingEventCount: Int { core.pointee.events.liveCount }

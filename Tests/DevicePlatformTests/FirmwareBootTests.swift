@@ -50,6 +50,31 @@ import SimKernel
         #expect(summary.instructions > 1_000_000)
     }
 
+    @Test("two devices on one simulator run whole quanta side by side instead of cutting each other's")
+    func twoDevicesShareASimulator() throws {
+        let sim = Simulator(seed: 1)
+        let image = try ELFImage(path: Firmware.image("bench-small"),
+                                 loadRegion: DeviceConfig.sramBase ..< DeviceConfig.sramBase + DeviceConfig().sramSize)
+        var config = DeviceConfig()
+        config.quantumCycles = 100_000
+        let devices = (0..<2).map { Device(name: "dev\($0)", config: config, simulator: sim, hartID: UInt64($0)) }
+        var stopped = 0
+        for d in devices {
+            d.load(image)
+            d.onStop = { _ in stopped += 1 }
+            d.start()
+        }
+        sim.run()
+        #expect(stopped == 2)
+        for d in devices { #expect(d.stop == .exited(code: 0)) }
+        // Both started at the same tick with the same program: they finish together, after
+        // about cycles / quantum quanta each (a core cut short by the other's quantum
+        // events would need one event per cycle).
+        #expect(devices[0].stopTime == devices[1].stopTime)
+        let quanta = devices[0].core.cycles / config.quantumCycles + 1
+        #expect(sim.totalEventsRun <= 2 * (quanta + 2), "\(sim.totalEventsRun) events for \(quanta) quanta per core")
+    }
+
     @Test func simulatedTimeIsCyclesAtTheCoreClock() throws {
         var config = DeviceConfig()
         config.coreClockHz = 500_000_000

@@ -117,6 +117,27 @@ struct EventQueueTests {
         #expect(ran == [1, 2])
     }
 
+    @Test("passive events run in (tick, sequence) order with the others but do not count as the next active event")
+    func passiveEvents() {
+        let sim = Simulator(seed: 1)
+        var ran: [String] = []
+        sim.schedulePassive(at: .ns(5)) { ran.append("core@5") }
+        sim.schedule(at: .ns(5)) { ran.append("dma@5") }
+        sim.schedulePassive(at: .ns(2)) { ran.append("core@2") }
+        let cancelled = sim.schedule(at: .ns(1)) { ran.append("cancelled") }
+        sim.cancel(cancelled)
+        #expect(sim.nextEventTime == .ns(2))
+        #expect(sim.nextActiveEventTime == .ns(5))
+        sim.run()
+        #expect(ran == ["core@2", "core@5", "dma@5"])
+        #expect(sim.nextEventTime == nil && sim.nextActiveEventTime == nil)
+        // run(until:) stops before a passive event that is not yet due.
+        sim.schedulePassive(at: .ns(20)) { ran.append("core@20") }
+        sim.run(until: .ns(10))
+        #expect(ran.last == "dma@5")
+        #expect(sim.now == .ns(10))
+    }
+
     @Test("scheduling in the past is an emulator bug and traps")
     func pastTraps() async {
         let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
