@@ -19,6 +19,9 @@ public struct MMIO: ParsableCommand {
         abstract: "Run a JSON-lines script of register accesses and transactions against an SMMUv3 model.",
         discussion: """
             One JSON object per line; blank lines and lines starting with # or // are ignored. \
+            The SMMU has the default configuration (an SMMUv3.2 with both stages, ATS, PRI, \
+            MSIs) unless --config names a JSON SMMUConfig file (omitted fields keep their \
+            defaults; unknown keys and invalid values are errors). \
             Numbers are JSON numbers or strings in hex ("0x1f", underscores allowed) or decimal. \
             Register offsets may also be given by name ("CR0", "SMMU_EVENTQ_PROD").
 
@@ -44,7 +47,8 @@ public struct MMIO: ParsableCommand {
             Each op prints one line (--json: one JSON object), with any programming problem \
             the register model noticed as a warning. The whole script is checked before it \
             runs. Exit status: 0 every expectation held, 1 one failed (the run stops there, \
-            naming the line), 65 unreadable script or malformed line (FILE:LINE: problem).
+            naming the line), 65 unreadable script or malformed line (FILE:LINE: problem) or \
+            unusable --config file (FILE: problem).
             """
     )
 
@@ -53,6 +57,9 @@ public struct MMIO: ParsableCommand {
 
     @Flag(name: .long, help: "Print one JSON object per op (JSON lines).")
     public var json = false
+
+    @Option(name: .long, help: "An SMMUConfig JSON file for the SMMU; fields it omits keep their defaults.")
+    public var config: String?
 
     public init() {}
 
@@ -65,6 +72,11 @@ public struct MMIO: ParsableCommand {
 
     /// Reads, checks and runs the script; returns what the command prints and its exit status.
     public func execute() -> MMIOResult {
+        let smmuConfig: SMMUConfig
+        switch MMIO.loadConfiguration(config) {
+        case .success(let c): smmuConfig = c
+        case .failure(let problem): return MMIOResult(output: "", errors: "smmusim: \(problem.message)\n", status: 65)
+        }
         guard let data = FileManager.default.contents(atPath: script) else {
             return MMIOResult(output: "", errors: "smmusim: \(script): cannot read the script\n", status: 65)
         }
@@ -74,9 +86,49 @@ public struct MMIO: ParsableCommand {
         } catch {
             return MMIOResult(output: "", errors: "smmusim: \(script):\(error.line): \(error.problem)\n", status: 65)
         }
-        var runner = MMIORunner(json: json)
+        var runner = MMIORunner(json: json, config: smmuConfig)
         return runner.run(steps, file: script)
     }
+
+    /// The SMMU configuration in `path` (the defaults when nil): a JSON `SMMUConfig` whose
+    /// omitted fields keep their defaults, checked by `SMMUConfig.validate()`. A problem is
+    /// one line naming the file.
+    static func loadConfiguration(_ path: String?) -> Result<SMMUConfig, MMIOConfigError> {
+        guard let path else { return .success(SMMUConfig()) }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return .failure(MMIOConfigError(message: "\(path): cannot read the configuration file"))
+        }
+        let config: SMMUConfig
+        do {
+            config = try JSONDecoder().decode(SMMUConfig.self, from: data)
+        } catch let error as DecodingError {
+            return .failure(MMIOConfigError(message: "\(path): \(Self.describe(error))"))
+        } catch {
+            return .failure(MMIOConfigError(message: "\(path): not an SMMUConfig JSON object"))
+        }
+        if let problem = config.validate().first {
+            return .failure(MMIOConfigError(message: "\(path): \(problem)"))
+        }
+        return .success(config)
+    }
+
+    private static func describe(_ e: DecodingError) -> String {
+        switch e {
+        case .dataCorrupted(let c):
+            // Foundation's sentence for a syntax error, shortened; SMMUConfig's own messages
+            // (unknown key, bad value) are kept.
+            c.debugDescription.contains("not valid JSON") ? "not valid JSON" : c.debugDescription
+        case .keyNotFound(let k, _): "missing key '\(k.stringValue)'"
+        case .typeMismatch(_, let c), .valueNotFound(_, let c):
+            "'\(c.codingPath.map(\.stringValue).joined(separator: "."))': \(c.debugDescription)"
+        @unknown default: "not an SMMUConfig JSON object"
+        }
+    }
+}
+
+/// An `--config` file that cannot be used, as one line naming the file.
+public struct MMIOConfigError: Error, Sendable {
+    public var message: String
 }
 
 /// What `smmusim mmio` prints and its exit status.
@@ -358,9 +410,9 @@ struct MMIORunner {
     var eventsSeen: UInt32 = 0
     var output = ""
 
-    init(json: Bool) {
+    init(json: Bool, config: SMMUConfig = SMMUConfig()) {
         self.json = json
-        smmu = SMMUv3(simulator: sim, memory: memory)
+        smmu = SMMUv3(config: config, simulator: sim, memory: memory)
     }
 
     mutating func run(_ steps: [MMIOStep], file: String) -> MMIOResult {

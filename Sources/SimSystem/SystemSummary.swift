@@ -175,6 +175,7 @@ extension System {
         }
         var smmuSummaries: [SMMUSummary] = []
         for (s, smmu) in smmus.enumerated() {
+            smmu.flushStatistics()   // the translation path counts in batches
             let st = smmu.stats
             let events = drivers[s].events
             smmuSummaries.append(SMMUSummary(

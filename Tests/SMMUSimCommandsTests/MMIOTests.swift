@@ -177,4 +177,46 @@ import Testing
         #expect(tail.first?.hasPrefix("line \(lines.count): write64 0x80") == true)
         #expect(tail.last?.hasPrefix("  warning: ") == true)
     }
+
+    // MARK: --config
+
+    /// The value a `read32` line printed ("… = 0x…").
+    func readValue(_ output: String) -> UInt64? {
+        guard let line = output.split(separator: "\n").first(where: { $0.contains("read32") }),
+              let hex = line.split(separator: "= 0x").last?.prefix(while: \.isHexDigit) else { return nil }
+        return UInt64(hex, radix: 16)
+    }
+
+    @Test func configFileShapesTheSMMU() throws {
+        let script = try CLI.temporaryFile("idr1.jsonl", Array(#"{"op":"read32","offset":"SMMU_IDR1"}"#.utf8))
+        let config = try CLI.temporaryFile("small.json", Array(#"{"substreamIDBits": 10, "streamIDBits": 8}"#.utf8))
+        let defaults = try run([script])
+        let small = try run([script, "--config", config])
+        #expect(defaults.status == 0 && small.status == 0, "\(small.errors)")
+        // SMMU_IDR1.SSIDSIZE is bits [10:6], SIDSIZE bits [5:0].
+        let d = try #require(readValue(defaults.output)), c = try #require(readValue(small.output))
+        #expect(d >> 6 & 0x1F == 20 && d & 0x3F == 16)
+        #expect(c >> 6 & 0x1F == 10 && c & 0x3F == 8)
+    }
+
+    @Test func unusableConfigFileIsOneLineAndExit65() throws {
+        let script = try CLI.temporaryFile("s.jsonl", Array(#"{"op":"advance","ns":1}"#.utf8))
+        func failure(_ config: String) throws -> MMIOResult {
+            let r = try run([script, "--config", config])
+            #expect(r.status == 65)
+            #expect(r.output.isEmpty, "nothing runs")
+            #expect(r.errors.hasSuffix("\n") && r.errors.dropLast().split(separator: "\n").count == 1)
+            return r
+        }
+        let missing = FileManager.default.temporaryDirectory.appendingPathComponent("no-such-config.json").path
+        #expect(try failure(missing).errors == "smmusim: \(missing): cannot read the configuration file\n")
+        let typo = try CLI.temporaryFile("typo.json", Array(#"{"substreamIDbits": 10}"#.utf8))
+        #expect(try failure(typo).errors == "smmusim: \(typo): unknown SMMUConfig key 'substreamIDbits'\n")
+        let invalid = try CLI.temporaryFile("invalid.json", Array(#"{"commandQueueLog2Entries": 3}"#.utf8))
+        #expect(try failure(invalid).errors.hasPrefix("smmusim: \(invalid): commandQueueLog2Entries 3 is outside 7...19"))
+        let notJSON = try CLI.temporaryFile("broken.json", Array("{substreamIDBits: 10".utf8))
+        #expect(try failure(notJSON).errors == "smmusim: \(notJSON): not valid JSON\n")
+        let wrongType = try CLI.temporaryFile("type.json", Array(#"{"stage1": "yes"}"#.utf8))
+        #expect(try failure(wrongType).errors.hasPrefix("smmusim: \(wrongType): 'stage1': "))
+    }
 }

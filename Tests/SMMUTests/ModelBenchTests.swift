@@ -10,7 +10,7 @@ import SMMUArch
 import Testing
 @testable import SMMU
 
-@Suite("SMMUv3 speed")
+@Suite("SMMUv3 speed", .serialized)
 struct ModelBenchTests {
     static func rig(pages: Int, walkCache: Bool) -> ModelRig {
         var p = SMMUv3Parameters()
@@ -29,21 +29,19 @@ struct ModelBenchTests {
         #if DEBUG
         let n = 20_000
         #else
-        let n = 20_000_000
+        let n = BenchTimer.iterations(20_000_000)
         #endif
         var wrong = 0
         var time = Tick.ns(1_000)
-        let clock = ContinuousClock()
-        let start = clock.now
+        var timer = BenchTimer()
         for i in 0 ..< n {
             let page = UInt64(i % pages)
             let out = rig.smmu.translate(TranslationRequest(streamID: 1, address: IOVA(0x7F00_0000_0000 + page << 12 | 0x40)), at: time)
             if out.translation?.physicalAddress.value != 0x1_0000_0040 + page << 12 { wrong += 1 }
             time += .ns(1)
+            if i % 500_000 == 499_999 { timer.lap(500_000) }
         }
-        let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        print("SMMU TLB-hit translations: \(n) in \(seconds) s = \(Double(n) / seconds / 1e6) M/s")
+        print("SMMU TLB-hit translations: \(timer.report(n))")
         #expect(wrong == 0)
         #expect(rig.counter("walks") == UInt64(pages))
     }
@@ -56,22 +54,21 @@ struct ModelBenchTests {
         #if DEBUG
         let n = 10_000
         #else
-        let n = 2_000_000
+        let n = BenchTimer.iterations(2_000_000)
         #endif
         var wrong = 0
         var time = Tick.ns(1_000)
-        let clock = ContinuousClock()
-        let start = clock.now
+        var timer = BenchTimer()
         for i in 0 ..< n {
             let page = UInt64(i % pages)
             let out = rig.smmu.translate(TranslationRequest(streamID: 1, address: IOVA(0x7F00_0000_0000 + page << 12)), at: time)
             if out.translation?.physicalAddress.value != 0x1_0000_0000 + page << 12 { wrong += 1 }
             time += .ns(100)
+            if i % 50_000 == 49_999 { timer.lap(50_000) }
         }
-        let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let report = timer.report(n)
         let walks = rig.counter("walks")
-        print("SMMU cold-walk translations: \(n) (\(walks) walks, \(rig.counter("walk.memory_reads")) reads) in \(seconds) s = \(Double(n) / seconds / 1e6) M/s")
+        print("SMMU cold-walk translations (\(walks) walks, \(rig.counter("walk.memory_reads")) reads): \(report)")
         #expect(wrong == 0)
         #expect(walks + rig.counter("tlb.hits") + rig.counter("utlb.hits") == UInt64(n))
         #expect(walks > UInt64(n) * 9 / 10)   // random replacement keeps a few pages

@@ -140,6 +140,11 @@ struct ModelEventTests {
         #expect(e?.streamID == 1)
         rig.putSTE(ModelRig.stage1STE(eats: 0b01), sid: 2)
         #expect(rig.smmu.acceptTranslated(streamID: 2, address: 0x8000_0000, at: .ns(10)).translation != nil)
+        // Translated traffic carries no PASID and needs no CD: an SVA stream whose untagged
+        // untranslated traffic is terminated (S1DSS = 0b00, several CDs) still accepts it.
+        rig.putSTE(ModelRig.stage1STE(cdMax: 4, dss: 0b00, eats: 0b01), sid: 3)
+        #expect(rig.read(3, 0x7000_1000).faultType == .streamDisabled)
+        #expect(rig.smmu.acceptTranslated(streamID: 3, address: 0x8000_0000, write: true, at: .ns(20)).translation?.physicalAddress == 0x8000_0000)
     }
 
     @Test("a full Event queue toggles EVENTQ_PROD.OVFLG once and counts lost records")
@@ -148,14 +153,14 @@ struct ModelEventTests {
         for _ in 0 ..< 5 { _ = rig.read(2, 0x1000) }   // C_BAD_STE each time
         #expect(rig.counter("evtq.records") == 2)
         #expect(rig.counter("evtq.lost_full") == 3)
-        let prod = rig.read32(.eventqProd)
+        let prod = UInt64(rig.eventProducer)
         #expect(Q_PROD.ovflg.isSet(in: prod))
         #expect(prod & 0xF == 0b10)   // wrapped once, index 0
         // Software consumes and acknowledges: recording resumes.
         rig.write32(.eventqCons, 0b10 | Q_CONS.ovackflg.mask)
         _ = rig.read(2, 0x1000)
         #expect(rig.counter("evtq.records") == 3)
-        #expect(rig.read32(.eventqProd) & 0xF == 0b11)
+        #expect(rig.eventProducer & 0xF == 0b11)
     }
 
     @Test("a disabled Event queue drops records")
@@ -201,7 +206,7 @@ struct ModelEventTests {
         rig.write32(.eventqCons, UInt64(start))
         rig.setCR0(CR0.smmuEn.mask | CR0.eventqEn.mask)
         for sid in UInt32(0x1_0000) ..< 0x1_0005 { _ = rig.read(StreamID(sid), 0x1000) }
-        let prod = UInt32(rig.read32(.eventqProd))
+        let prod = rig.eventProducer
         #expect(prod & 0b111 == (start &+ 4) & 0b111)
         #expect(Q_PROD.ovflg.isSet(in: UInt64(prod)))
         #expect(rig.counter("evtq.lost_full") == 1)

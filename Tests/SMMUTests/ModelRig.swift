@@ -120,10 +120,16 @@ final class ModelRig {
 
     // MARK: Events
 
-    var eventProducer: UInt32 { UInt32(read32(.eventqProd)) }
+    /// EVENTQ_PROD once every record write in flight has landed (the simulator is run).
+    var eventProducer: UInt32 {
+        sim.run()
+        return UInt32(read32(.eventqProd))
+    }
 
-    /// The records written to the event queue so far (up to the producer index).
+    /// The records written to the event queue so far (up to the producer index, after
+    /// running the simulator so that every record write in flight has landed).
     func events() -> [EventRecord] {
+        sim.run()
         let prod = smmu.registers.eventQueue.producer & ((1 << UInt32(eventqLog2)) - 1)
         let wrapped = smmu.registers.eventQueue.producer >> UInt32(eventqLog2) & 1 == 1
         let n = wrapped ? (1 << eventqLog2) : Int(prod)

@@ -232,4 +232,28 @@ struct ModelTranslationTests {
         #expect(d.latency < b.latency)
         _ = c
     }
+
+    @Test("TCU translation slots: a micro-TLB miss waits for a free slot when all are busy")
+    func translationSlotContention() {
+        func twoMisses(slots: Int) -> (first: Tick, second: Tick, queued: UInt64) {
+            var p = SMMUv3Parameters()
+            p.translationSlots = slots
+            let rig = ModelRig(parameters: p)
+            rig.setUpStage1()
+            _ = rig.tables.map(0x7000_1000, to: ModelRig.data, bits: .stage1())
+            _ = rig.tables.map(0x7000_2000, to: ModelRig.data + 0x1000, bits: .stage1())
+            let a = rig.read(1, 0x7000_1000, at: .ns(1_000))
+            let b = rig.read(1, 0x7000_2000, at: .ns(1_000))
+            #expect(a.translation != nil && b.translation != nil)
+            return (a.latency, b.latency, rig.counter("tcu.queued"))
+        }
+        let one = twoMisses(slots: 1)
+        let many = twoMisses(slots: 64)
+        // With one slot the second miss starts only when the first is answered (then its
+        // walk finds the first one's tables in the walk cache: only the leaf is read).
+        #expect(one.queued == 1 && many.queued == 0)
+        #expect(many.first == one.first)
+        #expect(one.second > one.first)
+        #expect(one.second - one.first < many.second)
+    }
 }

@@ -152,6 +152,8 @@ enum Configs {
         var tbi1 = false
         var affd = false
         var ha = false
+        /// CD.HD (needs an SMMU with HTTU = access flag and dirty state).
+        var hd = false
         var wxn = false
         var pan = false
         var had0 = false
@@ -178,12 +180,19 @@ enum Configs {
         raw.tbi1 = o.tbi1
         raw.affd = o.affd
         raw.ha = o.ha
+        raw.hd = o.hd
         raw.wxn = o.wxn
         raw.pan = o.pan
         raw.had0 = o.had0
         raw.endi = o.bigEndian
         raw.mair = 0x44_FF_04_00
         var f = features
+        if o.hd {
+            var c = SMMUConfig()
+            c.smallTranslationTables = true
+            c.hardwareTableUpdate = .accessFlagAndDirty
+            f = c.features
+        }
         if o.bigEndian {
             var c = SMMUConfig()
             c.smallTranslationTables = true
@@ -203,6 +212,8 @@ enum Configs {
         var ps: AddressSize = .bits48
         var affd = false
         var ha = false
+        /// STE.S2HD (decoded against an SMMU with HTTU = access flag and dirty state).
+        var hd = false
     }
 
     static func stage2(_ o: S2Options) -> Stage2Config {
@@ -218,7 +229,15 @@ enum Configs {
         raw.s2VMID = UInt64(o.vmid)
         raw.s2AFFD = o.affd
         raw.s2HA = o.ha
-        guard case .stage2(let s2, _) = try! raw.decode(features: features) else { fatalError("not a stage 2 STE") }
+        raw.s2HD = o.hd
+        var f = features
+        if o.hd {
+            var c = SMMUConfig()
+            c.smallTranslationTables = true
+            c.hardwareTableUpdate = .accessFlagAndDirty
+            f = c.features
+        }
+        guard case .stage2(let s2, _) = try! raw.decode(features: f) else { fatalError("not a stage 2 STE") }
         return s2
     }
 

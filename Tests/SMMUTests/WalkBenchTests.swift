@@ -10,7 +10,7 @@ import SMMU
 import SMMUArch
 import Testing
 
-@Suite("Walker speed")
+@Suite("Walker speed", .serialized)
 struct WalkBenchTests {
     /// 4 KB granule, 48-bit VA (4 levels); `pages` pages either spread at random over the
     /// whole VA space (a level 1–3 table per page: host caches miss) or `dense`, in
@@ -38,13 +38,12 @@ struct WalkBenchTests {
         #if DEBUG
         let walks = 20_000
         #else
-        let walks = 2_000_000
+        let walks = BenchTimer.iterations(2_000_000)
         #endif
         var wrong = 0
         var reads = 0
         var now = Tick.zero
-        let clock = ContinuousClock()
-        let start = clock.now
+        var timer = BenchTimer()
         for n in 0 ..< walks {
             let va = vas[n & (pages - 1)]
             switch env.walker.translate(IOVA(va), contextDescriptor: cd, stage2: nil, access: .read, at: now) {
@@ -55,13 +54,11 @@ struct WalkBenchTests {
             case .failure:
                 wrong += 1
             }
+            if n % 50_000 == 49_999 { timer.lap(50_000) }
         }
-        let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        let rate = Double(walks) / seconds
-        print("walker, \(dense ? "dense" : "sparse") pages, \(walkCache ? "with walk cache" : "cold (no walk cache)"): \(walks) walks in "
-              + "\(Int(seconds * 1000)) ms = \(Int(rate / 1000)) k walks/s, \(Double(reads) / Double(walks)) reads/walk, "
-              + "\(now.nanoseconds / Double(walks)) ns simulated per walk")
+        let report = timer.report(walks)
+        print("walker, \(dense ? "dense" : "sparse") pages, \(walkCache ? "with walk cache" : "cold (no walk cache)"): "
+              + "\(Double(reads) / Double(walks)) reads/walk, \(now.nanoseconds / Double(walks)) ns simulated per walk; \(report)")
         #expect(wrong == 0)
         if !walkCache { #expect(reads == 4 * walks) }
     }

@@ -202,6 +202,32 @@ struct WalkStage1Tests {
         #expect(env.translate(0x3000, plain).walk != nil)
     }
 
+    @Test func hardwareDirtyStateMakesWritableCleanPagesDirtyOnWrite() throws {
+        let env = WalkEnv()
+        let t = env.stage1(.kb4)
+        // Writable-clean: DBM (bit 51) set, AP[2:1] = 0b10 (EL1 only, read-only).
+        let clean = LeafBits(raw: LeafBits.stage1(ap: 0b10).raw | 1 << 51)
+        let slot = t.map(0x4000, to: 0x5000_0000, bits: clean)
+        let readOnly = t.map(0x5000, to: 0x5000_1000, bits: .stage1(ap: 0b10))   // no DBM
+        let hd = Configs.cd(.init(ttb0: t.root, ha: true, hd: true))
+        // A read leaves the page clean; a write dirties it (AP[2] cleared) and succeeds.
+        #expect(env.translate(0x4000, hd, AccessRequest(privileged: true)).walk != nil)
+        #expect(try env.memory.read64(PhysAddr(slot)) >> 7 & 1 == 1)
+        let w = env.translate(0x4000, hd, AccessRequest(write: true, privileged: true))
+        #expect(w.walk?.permissions.contains(.privilegedWrite) == true)
+        #expect(try env.memory.read64(PhysAddr(slot)) >> 7 & 1 == 0)
+        // Without DBM, or without CD.HD, the page stays read-only.
+        #expect(env.translate(0x5000, hd, AccessRequest(write: true, privileged: true)).fault?.type == .permission)
+        #expect(try env.memory.read64(PhysAddr(readOnly)) >> 7 & 1 == 1)
+        let slot2 = t.map(0x6000, to: 0x5000_2000, bits: clean)
+        let noHD = Configs.cd(.init(ttb0: t.root, asid: 4, ha: true))
+        #expect(env.translate(0x6000, noHD, AccessRequest(write: true, privileged: true)).fault?.type == .permission)
+        #expect(try env.memory.read64(PhysAddr(slot2)) >> 7 & 1 == 1)
+        // An unprivileged write to a privileged-only clean page faults and stays clean.
+        #expect(env.translate(0x6000, hd, AccessRequest(write: true)).fault?.type == .permission)
+        #expect(try env.memory.read64(PhysAddr(slot2)) >> 7 & 1 == 1)
+    }
+
     @Test func disabledTTB0IsATranslationFault() {
         let env = WalkEnv()
         let t = env.stage1(.kb4)
@@ -397,6 +423,22 @@ struct WalkStage2Tests {
         #expect(Configs.stage2Geometry(.init(granule: .kb4, t0sz: 24, sl0: 1)).concatenatedTables == 2)
         #expect(Configs.stage2Geometry(.init(granule: .kb4, t0sz: 21, sl0: 1)).concatenatedTables == 16)
         #expect(Configs.stage2Geometry(.init(granule: .kb16, t0sz: 26, sl0: 1)).concatenatedTables == 4)
+    }
+
+    @Test func stage2DirtyStateSetsS2APWriteOnWrite() throws {
+        let env = WalkEnv()
+        var o = Configs.S2Options(t0sz: 25, sl0: 1)
+        let t = TableBuilder(memory: env.memory, geometry: Configs.stage2Geometry(o), allocator: env.allocator)
+        o.ttb = t.root
+        o.ha = true
+        o.hd = true
+        // Writable-clean at stage 2: DBM set, S2AP = 0b01 (read only).
+        let slot = t.map(0x1000, to: 0x9000_0000, bits: LeafBits(raw: LeafBits.stage2(s2ap: 0b01).raw | 1 << 51))
+        let s2 = Configs.stage2(o)
+        #expect(env.walker.translate(IPA(0x1000), stage2: s2, access: .read, at: .zero).walk != nil)
+        #expect(try env.memory.read64(PhysAddr(slot)) >> 7 & 1 == 0)
+        #expect(env.walker.translate(IPA(0x1000), stage2: s2, access: .write, at: .zero).walk != nil)
+        #expect(try env.memory.read64(PhysAddr(slot)) >> 7 & 1 == 1)
     }
 
     @Test func stage2PermissionsAndExecuteNever() {

@@ -48,7 +48,7 @@ public struct TLBKey: CacheKey, Sendable {
         self.blockShift = UInt8(truncatingIfNeeded: blockShift)
     }
 
-    public var stableHash: UInt64 {
+    @inline(__always) public var stableHash: UInt64 {
         // The set index comes from the address block first, so neighbouring pages spread.
         var h = StableHash.combine(inputBase >> UInt64(blockShift & 63), UInt64(blockShift))
         h = StableHash.combine(h, tagBits(vmid, asid))
@@ -150,7 +150,7 @@ public struct ConfigCacheKey: CacheKey, Sendable {
         self.substreamID = substreamID
     }
 
-    public var stableHash: UInt64 {
+    @inline(__always) public var stableHash: UInt64 {
         StableHash.combine(UInt64(streamID.value), substreamID.map { UInt64($0.value) } ?? 0x1_0000_0000)
     }
 }
@@ -215,7 +215,7 @@ public struct WalkCacheKey: CacheKey, Sendable {
         self.prefix = prefix
     }
 
-    public var stableHash: UInt64 {
+    @inline(__always) public var stableHash: UInt64 {
         // One multiply-xor round: the set index needs spreading, not cryptographic strength.
         let small = UInt64(level.rawValue) << 8 | UInt64(region) << 4 | UInt64(stage.rawValue) | UInt64(granule.rawValue) << 12
         return (prefix ^ (tagBits(vmid, asid) &* 0x9E37_79B9_7F4A_7C15)) &+ small &* 0xC2B2_AE3D_27D4_EB4F

@@ -15,7 +15,18 @@ extension SMMUv3 {
     public func translateATS(_ request: ATSRequest, at now: Tick) -> ATSResponse {
         stats.atsRequests.increment()
         guard registers.smmuEnabled, features.ats else { return .unsupportedRequest(latency: cycle) }
-        var time = now + configCacheLatency
+        // The request holds a TCU translation slot (waiting for one if all are busy) until
+        // it is answered.
+        var admitted = now
+        let slot = acquireTranslationSlot(&admitted)
+        let response = answerATS(request, at: now, admitted: admitted)
+        translationSlotFree[slot] = now + response.latency
+        return response
+    }
+
+    /// ``translateATS(_:at:)`` once the request has a translation slot at `admitted`.
+    func answerATS(_ request: ATSRequest, at now: Tick, admitted: Tick) -> ATSResponse {
+        var time = admitted + configCacheLatency
         let resolved: ResolvedStream
         do {
             resolved = try resolve(request.streamID, request.substreamID, time: &time)
@@ -45,17 +56,15 @@ extension SMMUv3 {
         }
         // Translate as a read; the response's W comes from the permissions found.
         let access = AccessRequest(write: false, privileged: request.privileged, instruction: request.instruction)
-        let probe = TranslationRequest(streamID: request.streamID, substreamID: request.substreamID,
-                                       address: request.address, access: access)
-        let u = microTLB(for: request.streamID)
-        if resolved.activeCD == nil && resolved.stage2 == nil {
+        guard resolved.translates else {
             // EATS is IGNORED for bypass streams, so a Full-ATS stream always translates here.
             return .translated(address: OutputAddress(request.address.value & ~0xFFF), rangeShift: 12, read: true,
                                write: !request.noWrite, latency: time - now)
         }
         var t = time
-        let outcome = translateWithoutFaultReport(probe, resolved: resolved, time: &t, start: now, microTLB: u)
-        guard let tr = outcome else {
+        let outcome = lookUpOrWalk(request.address, access, resolved, substreamID: request.substreamID, microTLB: nil,
+                                   time: &t, start: now)
+        guard case .success(let tr) = outcome else {
             return .translated(address: OutputAddress(request.address.value & ~0xFFF), rangeShift: 12, read: false,
                                write: false, latency: t - now)
         }
@@ -66,45 +75,12 @@ extension SMMUv3 {
                            write: !request.noWrite && tr.permissions.allows(writeAccess), latency: tr.latency)
     }
 
-    /// A TLB lookup and walk for ATS: faults are answered, not recorded.
-    func translateWithoutFaultReport(_ request: TranslationRequest, resolved: ResolvedStream, time: inout Tick,
-                                     start now: Tick, microTLB u: Int) -> Translation? {
-        let cd = resolved.activeCD
-        let s2 = resolved.stage2
-        let vmid = resolved.vmid
-        let result: Result<WalkResult, TranslationFault>
-        time += mainTLBLatency
-        if let cd {
-            result = walker.translate(request.address, contextDescriptor: cd, stage2: s2, vmid: vmid,
-                                      access: request.access, at: time)
-        } else if let s2 {
-            result = walker.translate(IPA(request.address.value), stage2: s2, access: request.access, at: time)
-        } else {
-            return nil
-        }
-        stats.walks.increment()
-        switch result {
-        case .success(let r):
-            time += r.latency
-            stats.walkLatency.record(r.latency)
-            stats.walkMemoryReads.increment(by: UInt64(r.memoryReads))
-            let entry = TLBEntry(r, vmid: vmid, asid: cd?.asid)
-            _ = mainTLB.insert(entry.key, entry)
-            if r.blockShift < 64 { mainTLBShifts |= 1 << UInt64(r.blockShift) }
-            if r.global { mainTLBHasGlobal = true }
-            return translation(entry, request.address.value, latency: time - now)
-        case .failure(let f):
-            time += f.latency
-            return nil
-        }
-    }
-
     /// A Translated transaction (AT == Translated) from `streamID`. With SMMU_CR0.ATSCHK == 0
     /// it passes unchecked; with ATSCHK == 1 the STE must enable ATS (EATS != 0 on a
     /// translating stream), else F_TRANSL_FORBIDDEN is recorded and the transaction aborts.
     /// With SMMUEN == 0 it follows SMMU_GBPA like any transaction.
     public func acceptTranslated(streamID: StreamID, address: OutputAddress, write: Bool = false, at now: Tick) -> TranslationOutcome {
-        stats.translations.increment()
+        pending.translations &+= 1
         guard registers.smmuEnabled else {
             if registers.globalBypassAborts { return .aborted(.globalBypassAbort, latency: cycle) }
             return .translated(Translation(physicalAddress: address, permissions: .all, attributes: MemoryAttributes(),
@@ -116,13 +92,16 @@ extension SMMUv3 {
         }
         var time = now
         let request = TranslationRequest(streamID: streamID, address: IOVA(address.value), access: AccessRequest(write: write))
-        let resolved: ResolvedStream
+        // A Translated request carries no PASID and needs no stage-1 context: only the STE
+        // (its EATS) decides, whatever S1DSS says about untagged untranslated traffic.
+        let config: StreamConfig
         do {
-            resolved = try resolve(streamID, nil, time: &time)
+            time += configCacheLatency
+            config = try streamConfig(streamID, key: ConfigCacheKey(streamID: streamID, substreamID: nil), time: &time)
         } catch {
-            return pathFault(error, request, config: nil, cd: nil, time: time, start: now)
+            return pathFault(error, request, resolved: nil, time: time, start: now)
         }
-        guard let a = resolved.config.attributes, a.ats != .disabled else {
+        guard let a = config.attributes, a.ats != .disabled else {
             var r = EventRecord(type: .translationForbidden, streamID: streamID)
             r.inputAddress = address.value
             r.read = !write

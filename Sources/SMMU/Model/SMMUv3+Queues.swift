@@ -2,6 +2,8 @@
 // Event queue, §7.4 queue overflow, §8 PRI queue and §8.1 PRI queue overflow), their
 // interrupts (§6.3.16 IRQ_CTRL, §6.3.21–23 IRQ_CFG, MSI writes of IRQ_CFG1.DATA to
 // IRQ_CFG0.ADDR) and the messages to endpoints: PRG Responses and ATC invalidations.
+// Event merging under STE.MEV (§5.2 STE.MEV, §7.3 "events may be merged"): an
+// IMPLEMENTATION DEFINED policy, documented in the Model article.
 
 import Memory
 import SimKernel
@@ -10,23 +12,36 @@ import SMMUArch
 extension SMMUv3 {
     // MARK: Event queue
 
-    /// Writes `record` at EVENTQ_PROD and advances it. A disabled queue drops the record
-    /// (counted); a full queue toggles EVENTQ_PROD.OVFLG (once per acknowledgement, §7.4)
-    /// and loses the record (counted); a write abort raises GERROR.EVENTQ_ABT_ERR.
-    /// Returns whether the record reached the queue.
+    /// Writes `record` at the Event queue's next free entry. A disabled queue drops the
+    /// record (counted); a full queue toggles EVENTQ_PROD.OVFLG (once per acknowledgement,
+    /// §7.4) and loses the record (counted); a write abort raises GERROR.EVENTQ_ABT_ERR.
+    ///
+    /// The write takes time: the record is one `DRAMModel` write, and EVENTQ_PROD moves
+    /// past it — and the interrupt follows — only when that write completes (records land
+    /// in order). With `mergeable` (a fault of a stream whose STE has MEV == 1), a record
+    /// identical to the last one written may be merged into it instead (see the Model
+    /// article, "Event merging"). Returns whether the record reached (or merged into) the
+    /// queue.
     @discardableResult
-    public func recordEvent(_ record: EventRecord, at time: Tick) -> Bool {
+    public func recordEvent(_ record: EventRecord, at time: Tick, mergeable: Bool = false) -> Bool {
+        flushStatistics()
         guard registers.eventQueueEnabled, !registers.activeGlobalErrors.contains(.eventQueueAbort) else {
             stats.eventsDroppedDisabled.increment()
             return false
         }
+        if mergeable && !record.stall, let m = mergeCandidate, m.merges(record, at: time, parameters: parameters) {
+            mergeCandidate?.merged += 1
+            stats.eventsMerged.increment()
+            return true
+        }
         let q = registers.eventQueue
-        if q.isFull {
+        let producer = eventQueueWriter.producer(registers: q)
+        if q.geometry.isFull(prod: producer, cons: q.consumer) {
             registers.signalOverflow(.event)
             stats.eventsLostFull.increment()
             return false
         }
-        let address = q.entryAddress(q.producer)
+        let address = q.entryAddress(producer)
         let words = record.encode()
         do {
             for i in 0 ..< 4 { try memory.write64(words[i], at: PhysAddr(address &+ UInt64(i) &* 8)) }
@@ -36,15 +51,35 @@ extension SMMUv3 {
             return false
         }
         let done = dram.access(PhysAddr(address), bytes: 32, at: time, kind: .write)
-        registers.setProducer(.event, q.geometry.advance(q.producer))
+        let visible = publish(.event, producer: q.geometry.advance(producer), writtenAt: done)
         stats.eventsRecorded.increment()
-        signalInterrupt(.eventQueue, at: done)
+        mergeCandidate = mergeable && !record.stall ? EventMergeCandidate(record: record, writtenAt: time) : nil
+        signalInterrupt(.eventQueue, at: visible)
         return true
+    }
+
+    /// Makes `producer` the queue's visible PROD when the record write that ends at
+    /// `writtenAt` has landed, and no earlier than the previous record's; returns that time.
+    func publish(_ queue: SMMUQueue, producer: UInt32, writtenAt: Tick) -> Tick {
+        var writer = queue == .event ? eventQueueWriter : priQueueWriter
+        let visible = max(writtenAt, writer.visibleAt, sim.now)
+        writer.inFlight += 1
+        writer.next = producer
+        writer.visibleAt = visible
+        if queue == .event { eventQueueWriter = writer } else { priQueueWriter = writer }
+        _ = sim.schedule(at: visible) { [unowned self] in
+            if queue == .event { eventQueueWriter.inFlight -= 1 } else { priQueueWriter.inFlight -= 1 }
+            // A queue disabled meanwhile is software's again (it may re-initialise PROD).
+            let enabled = queue == .event ? registers.eventQueueEnabled : registers.priQueueEnabled
+            if enabled { registers.setProducer(queue, producer) }
+        }
+        return visible
     }
 
     // MARK: PRI queue
 
-    /// A Page Request from an endpoint (PCIe PRI). Written to the PRI queue like an event.
+    /// A Page Request from an endpoint (PCIe PRI). Written to the PRI queue like an event,
+    /// with the same write latency before PRIQ_PROD moves and the interrupt follows.
     /// When it cannot be queued — the queue is full (overflow: PRIQ_PROD.OVFLG toggles) or
     /// PRIQEN is 0 — the request is discarded and, if it is the last of its Page Request
     /// Group, the SMMU answers the group itself with Success (§8.1): the endpoint retries
@@ -53,16 +88,18 @@ extension SMMUv3 {
     /// request was queued.
     @discardableResult
     public func receivePageRequest(_ request: PageRequest, at time: Tick) -> Bool {
+        flushStatistics()
         stats.pageRequests.increment()
         guard features.pri, registers.priQueueEnabled, !registers.activeGlobalErrors.contains(.priQueueAbort) else {
             return discardPageRequest(request, at: time)
         }
         let q = registers.priQueue
-        if q.isFull {
+        let producer = priQueueWriter.producer(registers: q)
+        if q.geometry.isFull(prod: producer, cons: q.consumer) {
             registers.signalOverflow(.pri)
             return discardPageRequest(request, at: time)
         }
-        let address = q.entryAddress(q.producer)
+        let address = q.entryAddress(producer)
         let words = request.encode()
         do {
             try memory.write64(words[0], at: PhysAddr(address))
@@ -72,10 +109,10 @@ extension SMMUv3 {
             return discardPageRequest(request, at: time)
         }
         let done = dram.access(PhysAddr(address), bytes: 16, at: time, kind: .write)
-        registers.setProducer(.pri, q.geometry.advance(q.producer))
+        let visible = publish(.pri, producer: q.geometry.advance(producer), writtenAt: done)
         // IRQ_CFG2.LO: an MSI only for the last request of a group.
         if !registers.msiConfiguration(.priQueue).lastOnly || request.last {
-            signalInterrupt(.priQueue, at: done)
+            signalInterrupt(.priQueue, at: visible)
         }
         return true
     }
@@ -151,5 +188,49 @@ extension SMMUv3 {
             }
             onInterrupt?(source, when)
         }
+    }
+}
+
+/// The SMMU's side of an Event or PRI queue whose record writes are in flight: it has
+/// produced up to `next`, while *Q_PROD still shows the entries whose writes have landed.
+struct QueueWriter {
+    /// Record writes not yet visible in *Q_PROD.
+    var inFlight = 0
+    /// The producer pointer after the last record accepted.
+    var next: UInt32 = 0
+    /// When the last accepted record becomes visible.
+    var visibleAt = Tick.zero
+
+    /// Where the next record goes: after the records in flight, else at *Q_PROD (which
+    /// software may have set while the queue was disabled).
+    func producer(registers q: QueueRegisters) -> UInt32 {
+        inFlight > 0 ? next & q.geometry.pointerMask : q.producer
+    }
+}
+
+/// The last event record written for a stream with STE.MEV == 1, which later identical
+/// records may merge into.
+struct EventMergeCandidate {
+    /// The record with InputAddr[11:0] cleared.
+    var key: EventRecord
+    var writtenAt: Tick
+    /// Records merged into it so far.
+    var merged = 0
+
+    init(record: EventRecord, writtenAt: Tick) {
+        key = Self.key(record)
+        self.writtenAt = writtenAt
+    }
+
+    static func key(_ r: EventRecord) -> EventRecord {
+        var k = r
+        k.inputAddress &= ~0xFFF
+        return k
+    }
+
+    /// Same type, StreamID, SubstreamID, access and fault fields, InputAddr in the same
+    /// 4 KB page; within the window after the candidate was written and under the limit.
+    func merges(_ r: EventRecord, at time: Tick, parameters p: SMMUv3Parameters) -> Bool {
+        merged < p.eventMergeLimit && time >= writtenAt && time - writtenAt <= p.eventMergeWindow && Self.key(r) == key
     }
 }

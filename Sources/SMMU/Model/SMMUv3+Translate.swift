@@ -24,9 +24,15 @@ final class ResolvedStream {
     let bypassStage1: Bool
     let cdIndex: UInt32?
     let stage2: Stage2Config?
-    /// The stage 1 context in use (nil for bypass, stage 2 only, or S1DSS bypass).
-    let activeCD: ContextDescriptor?
+    /// The stage 1 context in use (nil for bypass, stage 2 only, or S1DSS bypass), boxed:
+    /// the walker borrows `stage1.cd` in place, where unwrapping an optional stored
+    /// property would copy the ~200-byte descriptor on every walk.
+    let stage1: Stage1Context?
     let vmid: VMID?
+    let asid: ASID?
+    let stage: TranslationStage
+    /// False for bypass and abort: no TLB, no walk.
+    let translates: Bool
 
     init(config: StreamConfig, cd: ContextDescriptor?, bypassStage1: Bool, cdIndex: UInt32?) {
         self.config = config
@@ -34,8 +40,67 @@ final class ResolvedStream {
         self.bypassStage1 = bypassStage1
         self.cdIndex = cdIndex
         stage2 = config.stage2
-        activeCD = bypassStage1 ? nil : cd
+        let active = bypassStage1 ? nil : cd
+        stage1 = active.map(Stage1Context.init)
         vmid = config.stage2?.vmid ?? config.attributes?.vmid
+        asid = active?.asid
+        stage = active == nil ? .stage2 : (config.stage2 == nil ? .stage1 : .nested)
+        translates = active != nil || config.stage2 != nil
+    }
+
+    var activeCD: ContextDescriptor? { stage1?.cd }
+}
+
+typealias ConfigCacheHandle = SetAssociativeCache<ConfigCacheKey, ConfigCacheEntry>.Handle
+
+/// The last stream resolved, and where its configuration-cache entries were last found.
+struct ResolvedMemo {
+    var sid: StreamID
+    var ssid: SubstreamID?
+    var stream: ResolvedStream
+    var steSlot: ConfigCacheHandle?
+    var cdSlot: ConfigCacheHandle?
+}
+
+/// A decoded CD held by reference (see ``ResolvedStream/stage1``).
+final class Stage1Context {
+    let cd: ContextDescriptor
+    init(_ cd: ContextDescriptor) { self.cd = cd }
+}
+
+/// Counts of the translation path, kept in plain stored properties and folded into
+/// `sim.stats` by ``SMMUv3/flushStatistics()``: incrementing a SimKernel `Counter` from
+/// this module costs a dynamic exclusivity check (a runtime call and a thread-local
+/// lookup), which was 8 % of a cold translation's host time.
+struct PendingTranslationCounts {
+    var translations: UInt64 = 0
+    var microTLBHits: UInt64 = 0
+    var mainTLBHits: UInt64 = 0
+    var mainTLBMisses: UInt64 = 0
+    var hitsL0: UInt64 = 0
+    var hitsL1: UInt64 = 0
+    var hitsL2: UInt64 = 0
+    var hitsL3: UInt64 = 0
+    var configHits: UInt64 = 0
+    var configMisses: UInt64 = 0
+    var walks: UInt64 = 0
+    var walkMemoryReads: UInt64 = 0
+    var walkCacheHits: UInt64 = 0
+    var walkQueued: UInt64 = 0
+    var translationQueued: UInt64 = 0
+
+    var isEmpty: Bool {
+        translations | microTLBHits | mainTLBHits | mainTLBMisses | configHits | configMisses | walks
+            | walkMemoryReads | walkCacheHits | walkQueued | translationQueued == 0
+    }
+
+    mutating func hit(level: Level) {
+        switch level {
+        case .zero: hitsL0 &+= 1
+        case .one: hitsL1 &+= 1
+        case .two: hitsL2 &+= 1
+        case .three: hitsL3 &+= 1
+        }
     }
 }
 
@@ -43,14 +108,16 @@ extension SMMUv3 {
     /// Translates one untranslated transaction issued at `now`. The result carries the
     /// latency; nothing is scheduled except the interrupt of an event record.
     ///
-    /// Micro-TLB hits (one cycle each) are counted inside the SMMU and folded into
-    /// `translations` and `utlb.hits` at the next miss or ``flushStatistics()``; they are
-    /// not added to the `translation.latency` histogram, which covers the translations that
-    /// reached the TCU. Statistics updates cost more than the hit itself.
+    /// The translation path's counters (`translations`, `utlb.hits`, `tlb.*`, `config.*`,
+    /// `walks`, `walk.*`) are kept inside the SMMU and folded into `sim.stats` by
+    /// ``flushStatistics()``, which the SMMU calls itself on every register access,
+    /// invalidation, event and page request; call it before reading them otherwise.
+    /// Micro-TLB hits are not added to the `translation.latency` histogram, which covers
+    /// the translations that reached the TCU. Statistics updates cost more than a hit.
     public func translate(_ request: TranslationRequest, at now: Tick) -> TranslationOutcome {
         // SMMUEN == 0: every transaction follows SMMU_GBPA (§6.3.14). CR0ACK bit 0 is SMMUEN.
         guard registers.cr0ack & 1 != 0 else {
-            stats.translations.increment()
+            pending.translations &+= 1
             if registers.globalBypassAborts {
                 stats.aborted.increment()
                 return .aborted(.globalBypassAbort, latency: cycle)
@@ -64,58 +131,106 @@ extension SMMUv3 {
 
         // TBU micro-TLB.
         let u = microTLB(for: sid)
-        var shifts = microTLBShifts[u]
+        var shifts = u.blockShifts
         while shifts != 0 {
             let shift = shifts.trailingZeroBitCount
             shifts &= shifts &- 1
             let key = MicroTLBKey(substreamID: request.substreamID, inputBase: address & ~((1 << UInt64(shift)) &- 1), blockShift: shift)
-            if let e = microTLBs[u].lookup(key), e.permissions.allows(request.access) {
-                pendingMicroTLBHits &+= 1
-                return .translated(translation(e, address, latency: microTLBLatency))
+            if let t = u.cache.hit(key, request.access, address, latency: microTLBLatency) {
+                pending.translations &+= 1
+                pending.microTLBHits &+= 1
+                return .translated(t)
             }
         }
-        flushStatistics()
-        stats.translations.increment()
+        pending.translations &+= 1
         var time = now + microTLBLatency
+        let slot = acquireTranslationSlot(&time)
         let outcome = translateInTCU(request, time: &time, start: now, microTLB: u)
+        // A stalled transaction gives its slot back when the stall is reported.
+        translationSlotFree[slot] = now + outcome.latency
         stats.translationLatency.record(outcome.latency)
         return outcome
     }
 
-    /// Folds the micro-TLB hits counted since the last call into `sim.stats`.
+    /// Folds the translation path's counts since the last call into `sim.stats`.
     public func flushStatistics() {
-        guard pendingMicroTLBHits != 0 else { return }
-        stats.translations.increment(by: pendingMicroTLBHits)
-        stats.microTLBHits.increment(by: pendingMicroTLBHits)
-        pendingMicroTLBHits = 0
+        guard !pending.isEmpty else { return }
+        let p = pending
+        pending = PendingTranslationCounts()
+        func add(_ c: Counter, _ n: UInt64) { if n != 0 { c.increment(by: n) } }
+        add(stats.translations, p.translations)
+        add(stats.microTLBHits, p.microTLBHits)
+        add(stats.mainTLBHits, p.mainTLBHits)
+        add(stats.mainTLBMisses, p.mainTLBMisses)
+        add(stats.tlbHitsByLevel[0], p.hitsL0)
+        add(stats.tlbHitsByLevel[1], p.hitsL1)
+        add(stats.tlbHitsByLevel[2], p.hitsL2)
+        add(stats.tlbHitsByLevel[3], p.hitsL3)
+        add(stats.configHits, p.configHits)
+        add(stats.configMisses, p.configMisses)
+        add(stats.walks, p.walks)
+        add(stats.walkMemoryReads, p.walkMemoryReads)
+        add(stats.walkCacheHits, p.walkCacheHits)
+        add(stats.walkQueued, p.walkQueued)
+        add(stats.translationQueued, p.translationQueued)
     }
 
-    func translateInTCU(_ request: TranslationRequest, time: inout Tick, start now: Tick, microTLB u: Int) -> TranslationOutcome {
-        let sid = request.streamID
-        let ssid = request.substreamID
-        let resolved: ResolvedStream
-        do {
-            resolved = try resolve(sid, ssid, time: &time)
-        } catch {
-            return pathFault(error, request, config: nil, cd: nil, time: time, start: now)
-        }
-        let address = request.address.value
-        let cd = resolved.activeCD
-        let s2 = resolved.stage2
-        guard cd != nil || s2 != nil else {
-            switch resolved.config {
-            case .abort:
-                stats.aborted.increment()
-                return .aborted(.streamAborted, latency: time - now)
-            default:
-                stats.bypassed.increment()
-                return .translated(Translation(physicalAddress: OutputAddress(address), permissions: .all,
-                                               attributes: MemoryAttributes(), blockShift: 64, latency: time - now))
+    /// Takes the first TCU translation slot free at `time`, else waits (moving `time`) for
+    /// the one that frees first; returns it. The caller marks when it is free again.
+    @inline(__always)
+    func acquireTranslationSlot(_ time: inout Tick) -> Int {
+        var slot = 0
+        if translationSlotFree[0] > time {
+            for i in 1 ..< translationSlotFree.count {
+                if translationSlotFree[i] <= time {
+                    slot = i
+                    break
+                }
+                if translationSlotFree[i] < translationSlotFree[slot] { slot = i }
             }
         }
-        let stage: TranslationStage = cd == nil ? .stage2 : (s2 == nil ? .stage1 : .nested)
+        if translationSlotFree[slot] > time {
+            pending.translationQueued &+= 1
+            time = translationSlotFree[slot]
+        }
+        return slot
+    }
+
+    func translateInTCU(_ request: TranslationRequest, time: inout Tick, start now: Tick, microTLB u: MicroTLB) -> TranslationOutcome {
+        let resolved: ResolvedStream
+        do {
+            resolved = try resolve(request.streamID, request.substreamID, time: &time)
+        } catch {
+            return pathFault(error, request, resolved: nil, time: time, start: now)
+        }
+        guard resolved.translates else {
+            if case .abort = resolved.config {
+                stats.aborted.increment()
+                return .aborted(.streamAborted, latency: time - now)
+            }
+            stats.bypassed.increment()
+            return .translated(Translation(physicalAddress: OutputAddress(request.address.value), permissions: .all,
+                                           attributes: MemoryAttributes(), blockShift: 64, latency: time - now))
+        }
+        switch lookUpOrWalk(request.address, request.access, resolved, substreamID: request.substreamID, microTLB: u,
+                            time: &time, start: now) {
+        case .success(let t):
+            return .translated(t)
+        case .failure(let f):
+            return pathFault(.walk(f), request, resolved: resolved, time: time, start: now)
+        }
+    }
+
+    /// The TCU after the configuration: the main TLB (tags VMID, ASID or global, stage;
+    /// only the block sizes present are probed), else a walk in the first free walk slot,
+    /// which fills the main TLB. A hit or a walk fills micro-TLB `u` when one is given
+    /// (transactions; ATS requests do not come through a TBU).
+    func lookUpOrWalk(_ input: IOVA, _ access: AccessRequest, _ resolved: ResolvedStream, substreamID: SubstreamID?,
+                      microTLB u: MicroTLB?, time: inout Tick, start now: Tick) -> Result<Translation, TranslationFault> {
+        let address = input.value
         let vmid = resolved.vmid
-        let asid = cd?.asid
+        let asid = resolved.asid
+        let stage = resolved.stage
 
         // TCU main TLB.
         time += mainTLBLatency
@@ -130,17 +245,16 @@ extension SMMUv3 {
             }
             // An entry that does not allow this access is not trusted: the walk reports the
             // fault with its stage and level (or finds a newer mapping).
-            if let e = hit, e.permissions.allows(request.access) {
-                stats.mainTLBHits.increment()
-                stats.tlbHitsByLevel[e.level.rawValue].increment()
-                fillMicroTLB(u, request.substreamID, e)
-                return .translated(translation(e, address, latency: time - now))
+            if let e = hit, e.permissions.allows(access) {
+                pending.mainTLBHits &+= 1
+                pending.hit(level: e.level)
+                if let u { fillMicroTLB(u, substreamID, e) }
+                return .success(translation(e, address, latency: time - now))
             }
         }
-        stats.mainTLBMisses.increment()
+        pending.mainTLBMisses &+= 1
 
-        // Walk, in the first free walk slot.
-        // The first slot already free, else the one that frees first.
+        // Walk, in the first slot already free, else the one that frees first.
         var slot = 0
         if walkSlotFree[0] > time {
             for i in 1 ..< walkSlotFree.count {
@@ -152,56 +266,56 @@ extension SMMUv3 {
             }
         }
         if walkSlotFree[slot] > time {
-            stats.walkQueued.increment()
+            pending.walkQueued &+= 1
             time = walkSlotFree[slot]
         }
         let result: Result<WalkResult, TranslationFault>
-        if let cd {
-            result = walker.translate(request.address, contextDescriptor: cd, stage2: s2, vmid: vmid,
-                                      access: request.access, at: time)
+        if let s1 = resolved.stage1 {
+            result = walker.translate(input, contextDescriptor: s1.cd, stage2: resolved.stage2, vmid: vmid,
+                                      access: access, at: time)
         } else {
-            result = walker.translate(IPA(address), stage2: s2!, access: request.access, at: time)
+            result = walker.translate(IPA(address), stage2: resolved.stage2!, access: access, at: time)
         }
-        stats.walks.increment()
+        pending.walks &+= 1
         switch result {
         case .success(let r):
             time += r.latency
             walkSlotFree[slot] = time
             stats.walkLatency.record(r.latency)
-            stats.walkMemoryReads.increment(by: UInt64(r.memoryReads))
-            stats.walkCacheHits.increment(by: UInt64(r.walkCacheHits))
+            pending.walkMemoryReads &+= UInt64(r.memoryReads)
+            pending.walkCacheHits &+= UInt64(r.walkCacheHits)
             let entry = TLBEntry(r, vmid: vmid, asid: asid)
-            _ = mainTLB.insert(entry.key, entry)
+            mainTLB.fill(entry.key, entry)
             if r.blockShift < 64 { mainTLBShifts |= 1 << UInt64(r.blockShift) }
             if r.global { mainTLBHasGlobal = true }
-            fillMicroTLB(u, request.substreamID, entry)
-            return .translated(translation(entry, address, latency: time - now))
+            if let u { fillMicroTLB(u, substreamID, entry) }
+            return .success(translation(entry, address, latency: time - now))
         case .failure(let f):
             time += f.latency
             walkSlotFree[slot] = time
             stats.walkLatency.record(f.latency)
-            stats.walkMemoryReads.increment(by: UInt64(f.memoryReads))
-            return pathFault(.walk(f), request, config: resolved.config, cd: cd, time: time, start: now)
+            pending.walkMemoryReads &+= UInt64(f.memoryReads)
+            return .failure(f)
         }
     }
 
     @inline(__always)
-    func translation(_ e: TLBEntry, _ address: UInt64, latency: Tick) -> Translation {
+    func translation(_ e: borrowing TLBEntry, _ address: UInt64, latency: Tick) -> Translation {
         let mask: UInt64 = e.blockShift >= 64 ? .max : (1 << UInt64(e.blockShift)) &- 1
         return Translation(physicalAddress: OutputAddress((e.output.value & ~mask) | (address & mask)),
                            permissions: e.permissions, attributes: e.attributes, blockShift: e.blockShift, latency: latency)
     }
 
-    func fillMicroTLB(_ u: Int, _ ssid: SubstreamID?, _ e: TLBEntry) {
+    func fillMicroTLB(_ u: MicroTLB, _ ssid: SubstreamID?, _ e: TLBEntry) {
         guard e.blockShift < 64 else { return }
-        _ = microTLBs[u].insert(MicroTLBKey(substreamID: ssid, inputBase: e.inputBase, blockShift: e.blockShift), e)
-        microTLBShifts[u] |= 1 << UInt64(e.blockShift)
+        u.cache.fill(MicroTLBKey(substreamID: ssid, inputBase: e.inputBase, blockShift: e.blockShift), e)
+        u.blockShifts |= 1 << UInt64(e.blockShift)
     }
 
     // MARK: Faults
 
     /// Records the fault's event when the configuration says to, and stalls or terminates.
-    func pathFault(_ fault: PathFault, _ request: TranslationRequest, config: StreamConfig?, cd: ContextDescriptor?,
+    func pathFault(_ fault: PathFault, _ request: TranslationRequest, resolved: ResolvedStream?,
                    time: Tick, start now: Tick) -> TranslationOutcome {
         var record: EventRecord
         var shouldRecord = true
@@ -227,14 +341,17 @@ extension SMMUv3 {
             record.write = request.access.isWrite
             if f.type == .walkExternalAbort {
                 shouldRecord = true
-            } else if f.stage2, let s2 = config?.stage2 {
+            } else if f.stage2, let s2 = resolved?.stage2 {
                 shouldRecord = s2.recordFaults
                 canStall = s2.stallOnFault
-            } else if let cd {
+            } else if let cd = resolved?.activeCD {
                 shouldRecord = cd.recordFaults
                 canStall = cd.stallOnFault
             }
         }
+        // STE.MEV: translation faults of the stream may merge (§7.3); stalls never do.
+        let mergeable: Bool
+        if case .walk = fault, resolved?.config.attributes?.mergeEvents == true { mergeable = true } else { mergeable = false }
         if canStall && features.effectiveStallModel != .terminateOnly && stalled.count < max(1, features.maxOutstandingStalls) {
             let tag = allocateStallTag(request.streamID)
             record.stall = true
@@ -249,7 +366,7 @@ extension SMMUv3 {
             return .aborted(.fault(record.type), latency: time - now)
         }
         if shouldRecord {
-            recordEvent(record, at: time)
+            recordEvent(record, at: time, mergeable: mergeable)
         } else {
             stats.eventsSuppressed.increment()
         }
@@ -311,39 +428,46 @@ extension SMMUv3 {
 
     // MARK: Configuration: STE and CD through the configuration cache
 
+    /// The stream's validated STE, from the configuration cache or fetched and decoded
+    /// (the configuration-cache latency is the caller's).
+    func streamConfig(_ sid: StreamID, key steKey: ConfigCacheKey, time: inout Tick) throws(PathFault) -> StreamConfig {
+        if let e = configCache.lookup(steKey) {
+            pending.configHits &+= 1
+            return e.config
+        }
+        pending.configMisses &+= 1
+        let config: StreamConfig
+        do {
+            let raw = try fetchSTE(sid, time: &time)
+            config = try raw.decode(features: features)
+        } catch {
+            throw .config(error)
+        }
+        configCache.fill(steKey, ConfigCacheEntry(streamID: sid, cdIndex: nil, config: config, contextDescriptor: nil))
+        // A re-fetched STE may differ from the memoised one.
+        resolvedMemo = nil
+        return config
+    }
+
     func resolve(_ sid: StreamID, _ ssid: SubstreamID?, time: inout Tick) throws(PathFault) -> ResolvedStream {
         time += configCacheLatency
         let steKey = ConfigCacheKey(streamID: sid, substreamID: nil)
         // The last stream resolved, kept as a reference: the configuration cache is still
         // looked up (counted, LRU updated) but its large entries are not copied out. The
         // memo is dropped on every invalidation and replaced on every fill.
-        if let m = resolvedMemo, m.sid == sid, m.ssid == ssid, configCache.touch(steKey) {
-            stats.configHits.increment()
+        // The cache slots of its entries are remembered too, to touch them without hashing.
+        if let m = resolvedMemo, m.sid == sid, m.ssid == ssid, touchMemo(steKey, cd: false) {
+            pending.configHits &+= 1
             guard let index = m.stream.cdIndex else { return m.stream }
-            if configCache.touch(ConfigCacheKey(streamID: sid, substreamID: SubstreamID(index))) {
-                stats.configHits.increment()
+            if touchMemo(ConfigCacheKey(streamID: sid, substreamID: SubstreamID(index)), cd: true) {
+                pending.configHits &+= 1
                 return m.stream
             }
-            stats.configMisses.increment()
+            pending.configMisses &+= 1
             let cd = try fetchCD(index, config: m.stream.config, time: &time)
             return fill(sid, ssid, ResolvedStream(config: m.stream.config, cd: cd, bypassStage1: false, cdIndex: index))
         }
-        let config: StreamConfig
-        if let e = configCache.lookup(steKey) {
-            stats.configHits.increment()
-            config = e.config
-        } else {
-            stats.configMisses.increment()
-            do {
-                let raw = try fetchSTE(sid, time: &time)
-                config = try raw.decode(features: features)
-            } catch {
-                throw .config(error)
-            }
-            _ = configCache.insert(steKey, ConfigCacheEntry(streamID: sid, cdIndex: nil, config: config, contextDescriptor: nil))
-            // A re-fetched STE may differ from the memoised one.
-            resolvedMemo = nil
-        }
+        let config = try streamConfig(sid, key: steKey, time: &time)
         let selection: SubstreamSelection
         do { selection = try config.select(substream: ssid) } catch { throw .config(error) }
         switch selection {
@@ -354,10 +478,10 @@ extension SMMUv3 {
         case .contextDescriptor(let index):
             let key = ConfigCacheKey(streamID: sid, substreamID: SubstreamID(index))
             if let e = configCache.lookup(key), let cd = e.contextDescriptor {
-                stats.configHits.increment()
+                pending.configHits &+= 1
                 return remember(sid, ssid, ResolvedStream(config: config, cd: cd, bypassStage1: false, cdIndex: index))
             }
-            stats.configMisses.increment()
+            pending.configMisses &+= 1
             let cd = try fetchCD(index, config: config, time: &time)
             return fill(sid, ssid, ResolvedStream(config: config, cd: cd, bypassStage1: false, cdIndex: index))
         }
@@ -366,15 +490,24 @@ extension SMMUv3 {
     /// Inserts a fetched CD into the configuration cache and remembers the stream.
     func fill(_ sid: StreamID, _ ssid: SubstreamID?, _ r: ResolvedStream) -> ResolvedStream {
         if let index = r.cdIndex {
-            _ = configCache.insert(ConfigCacheKey(streamID: sid, substreamID: SubstreamID(index)),
-                                   ConfigCacheEntry(streamID: sid, cdIndex: index, config: r.config, contextDescriptor: r.cd))
+            configCache.fill(ConfigCacheKey(streamID: sid, substreamID: SubstreamID(index)),
+                             ConfigCacheEntry(streamID: sid, cdIndex: index, config: r.config, contextDescriptor: r.cd))
         }
         return remember(sid, ssid, r)
     }
 
     func remember(_ sid: StreamID, _ ssid: SubstreamID?, _ r: ResolvedStream) -> ResolvedStream {
-        resolvedMemo = (sid, ssid, r)
+        resolvedMemo = ResolvedMemo(sid: sid, ssid: ssid, stream: r)
         return r
+    }
+
+    /// `configCache.touch(key)` through the slot the memo remembers for it (learnt on the
+    /// first touch): the same counting and LRU update without the hash and set scan.
+    func touchMemo(_ key: ConfigCacheKey, cd: Bool) -> Bool {
+        if let h = cd ? resolvedMemo?.cdSlot : resolvedMemo?.steSlot { return configCache.touch(key, at: h) }
+        guard let h = configCache.touchHandle(key) else { return false }
+        if cd { resolvedMemo?.cdSlot = h } else { resolvedMemo?.steSlot = h }
+        return true
     }
 
     /// Reads the STE of `sid` from the Stream table (linear or 2-level), timed by the DRAM.
@@ -444,5 +577,18 @@ extension SMMUv3 {
             time += f.latency
             throw .walk(f)
         }
+    }
+}
+
+extension SetAssociativeCache where Value == TLBEntry {
+    /// Looks `key` up (counted like ``lookup(_:)``) and, if the entry allows `access`,
+    /// translates `address` with it. Called on the cache in place: reading a cache held in
+    /// a class from outside a mutating method copies the whole cache value.
+    @inline(__always)
+    mutating func hit(_ key: Key, _ access: AccessRequest, _ address: UInt64, latency: Tick) -> Translation? {
+        guard let e = lookup(key), e.permissions.allows(access) else { return nil }
+        let mask: UInt64 = e.blockShift >= 64 ? .max : (1 << UInt64(e.blockShift)) &- 1
+        return Translation(physicalAddress: OutputAddress((e.output.value & ~mask) | (address & mask)),
+                           permissions: e.permissions, attributes: e.attributes, blockShift: e.blockShift, latency: latency)
     }
 }

@@ -27,13 +27,16 @@ public struct MicroTLBKey: CacheKey, Sendable {
     }
 }
 
+/// One TBU micro-TLB: fully associative, keyed by SubstreamID and block.
+typealias MicroTLB = CacheBox<MicroTLBKey, TLBEntry>
+
 /// Counters and histograms of one SMMU, registered in `sim.stats` under `<name>.…`.
 public final class SMMUStatistics {
     public let translations, bypassed, aborted, stalls: Counter
     public let microTLBHits, mainTLBHits, mainTLBMisses, configHits, configMisses: Counter
     public let tlbHitsByLevel: [Counter]
-    public let walks, walkMemoryReads, walkCacheHits, walkQueued: Counter
-    public let eventsRecorded, eventsLostFull, eventsDroppedDisabled, eventsSuppressed: Counter
+    public let walks, walkMemoryReads, walkCacheHits, walkQueued, translationQueued: Counter
+    public let eventsRecorded, eventsLostFull, eventsDroppedDisabled, eventsSuppressed, eventsMerged: Counter
     public let pageRequests, pageRequestsLost, pageRequestsAutoResponded: Counter
     public let interrupts, msiWrites: Counter
     public let atsRequests: Counter
@@ -54,10 +57,12 @@ public final class SMMUStatistics {
         walkMemoryReads = s.counter("\(n).walk.memory_reads")
         walkCacheHits = s.counter("\(n).walk.cache_hits")
         walkQueued = s.counter("\(n).walk.queued")
+        translationQueued = s.counter("\(n).tcu.queued")
         eventsRecorded = s.counter("\(n).evtq.records")
         eventsLostFull = s.counter("\(n).evtq.lost_full")
         eventsDroppedDisabled = s.counter("\(n).evtq.dropped_disabled")
         eventsSuppressed = s.counter("\(n).evtq.not_recorded")
+        eventsMerged = s.counter("\(n).evtq.merged")
         pageRequests = s.counter("\(n).priq.requests")
         pageRequestsLost = s.counter("\(n).priq.lost")
         pageRequestsAutoResponded = s.counter("\(n).priq.auto_responses")
@@ -86,16 +91,27 @@ public final class SMMUv3 {
     @exclusivity(unchecked) var mainTLBShifts: UInt64 = 0
     @exclusivity(unchecked) var mainTLBHasGlobal = false
     @exclusivity(unchecked) var configCache: SetAssociativeCache<ConfigCacheKey, ConfigCacheEntry>
-    @exclusivity(unchecked) var microTLBs: [SetAssociativeCache<MicroTLBKey, TLBEntry>] = []
-    @exclusivity(unchecked) var microTLBShifts: [UInt64] = []
+    /// Per-StreamID micro-TLBs (with the block sizes each holds), in creation order.
+    @exclusivity(unchecked) var microTLBs: [MicroTLB] = []
     @exclusivity(unchecked) var microTLBIndex: [StreamID: Int] = [:]
-    @exclusivity(unchecked) var lastMicroTLB: (sid: StreamID, index: Int)?
-    @exclusivity(unchecked) var pendingMicroTLBHits: UInt64 = 0
-    @exclusivity(unchecked) var resolvedMemo: (sid: StreamID, ssid: SubstreamID?, stream: ResolvedStream)?
+    /// The micro-TLB last used, without reference counting on the hit path (`microTLBs`
+    /// keeps every micro-TLB alive for the SMMU's lifetime).
+    @exclusivity(unchecked) var lastMicroTLBStream: StreamID?
+    @exclusivity(unchecked) unowned(unsafe) var lastMicroTLB: MicroTLB
+    /// Translation-path counts not yet in `sim.stats` (see ``flushStatistics()``).
+    @exclusivity(unchecked) var pending = PendingTranslationCounts()
+    @exclusivity(unchecked) var resolvedMemo: ResolvedMemo?
     var ports: [StreamID: any SMMUEndpointPort] = [:]
     /// When each walk slot is next free.
     @exclusivity(unchecked) var walkSlotFree: [Tick]
+    /// When each TCU translation slot is next free.
+    @exclusivity(unchecked) var translationSlotFree: [Tick]
     var stalled: [StallKey: StalledTransaction] = [:]
+    /// Event and PRI records whose memory writes are in flight.
+    var eventQueueWriter = QueueWriter()
+    var priQueueWriter = QueueWriter()
+    /// The last event record written for a stream with STE.MEV == 1.
+    var mergeCandidate: EventMergeCandidate?
     var nextStallTag: UInt16 = 0
     var nextATCInvalidation: UInt64 = 1
     public internal(set) var pendingATCInvalidations: Set<UInt64> = []
@@ -137,8 +153,13 @@ public final class SMMUv3 {
         wc.stage2ExecuteNeverByEL = features.stage2ExecuteNeverByEL
         walker = PageTableWalker(memory: memory, dram: dram, configuration: wc)
         mainTLB = SetAssociativeCache(parameters.mainTLB)
+        // A placeholder until the first lookup (lastMicroTLBStream is nil); kept alive by microTLBs.
+        let first = MicroTLB(SetAssociativeCache(parameters.microTLB))
+        microTLBs = [first]
+        lastMicroTLB = first
         configCache = SetAssociativeCache(parameters.configCache)
         walkSlotFree = Array(repeating: .zero, count: parameters.walkSlots)
+        translationSlotFree = Array(repeating: .zero, count: parameters.translationSlots)
         stats = SMMUStatistics(simulator.stats, parameters.name)
         let clock = wc.clock
         cycle = clock.ticks(cycles: 1)
@@ -161,9 +182,15 @@ public final class SMMUv3 {
     // MARK: MMIO
 
     /// A register read from the SMMU's MMIO window (page 0 at 0, page 1 at 0x10000).
-    public func read(offset: UInt64, size: Int) -> UInt64 { registers.read(offset: offset, size: size) }
+    public func read(offset: UInt64, size: Int) -> UInt64 {
+        flushStatistics()
+        return registers.read(offset: offset, size: size)
+    }
     /// A register write to the SMMU's MMIO window.
-    public func write(offset: UInt64, size: Int, value: UInt64) { registers.write(offset: offset, size: size, value: value) }
+    public func write(offset: UInt64, size: Int, value: UInt64) {
+        flushStatistics()
+        registers.write(offset: offset, size: size, value: value)
+    }
 
     // MARK: Endpoints
 
@@ -176,19 +203,19 @@ public final class SMMUv3 {
         }
     }
 
-    @inline(__always) func microTLB(for sid: StreamID) -> Int {
-        if let last = lastMicroTLB, last.sid == sid { return last.index }
-        let i: Int
+    @inline(__always) func microTLB(for sid: StreamID) -> MicroTLB {
+        if lastMicroTLBStream == sid { return lastMicroTLB }
+        let tlb: MicroTLB
         if let existing = microTLBIndex[sid] {
-            i = existing
+            tlb = microTLBs[existing]
         } else {
-            i = microTLBs.count
-            microTLBs.append(SetAssociativeCache(parameters.microTLB))
-            microTLBShifts.append(0)
-            microTLBIndex[sid] = i
+            tlb = MicroTLB(SetAssociativeCache(parameters.microTLB))
+            microTLBIndex[sid] = microTLBs.count
+            microTLBs.append(tlb)
         }
-        lastMicroTLB = (sid, i)
-        return i
+        lastMicroTLBStream = sid
+        lastMicroTLB = tlb
+        return tlb
     }
 
     // MARK: Invalidation (the command processor's entry point)
@@ -200,6 +227,7 @@ public final class SMMUv3 {
     /// always permitted.
     @discardableResult
     public func invalidate(_ scope: InvalidationScope) -> InvalidationWork {
+        flushStatistics()
         resolvedMemo = nil
         var work = mainTLB.invalidate(scope)
         if mainTLB.count == 0 {
@@ -208,28 +236,28 @@ public final class SMMUv3 {
         }
         work = work + configCache.invalidate(scope)
         work = work + walker.invalidate(scope)
-        for i in microTLBs.indices {
+        for (i, tlb) in microTLBs.enumerated() {
             switch scope {
             case .stream(let s) where microTLBIndex[s] == i,
                  .substream(let s, _) where microTLBIndex[s] == i,
                  .allSubstreams(let s) where microTLBIndex[s] == i:
-                work = work + microTLBs[i].invalidateAll()
+                work = work + tlb.cache.invalidateAll()
             case .streams(let first, let n):
                 if let sid = microTLBIndex.first(where: { $0.value == i })?.key,
                    sid >= first, UInt64(sid.value &- first.value) < n {
-                    work = work + microTLBs[i].invalidateAll()
+                    work = work + tlb.cache.invalidateAll()
                 }
             default:
-                work = work + microTLBs[i].invalidate(scope)
+                work = work + tlb.cache.invalidate(scope)
             }
-            if microTLBs[i].count == 0 { microTLBShifts[i] = 0 }
+            if tlb.cache.count == 0 { tlb.blockShifts = 0 }
         }
         return work
     }
 
     /// Valid entries in the main TLB, the micro-TLBs and the configuration cache.
     public var mainTLBCount: Int { mainTLB.count }
-    public var microTLBCount: Int { microTLBs.reduce(0) { $0 + $1.count } }
+    public var microTLBCount: Int { microTLBs.reduce(0) { $0 + $1.cache.count } }
     public var configCacheCount: Int { configCache.count }
     public var mainTLBStatistics: CacheStatistics { mainTLB.statistics }
     public var configCacheStatistics: CacheStatistics { configCache.statistics }

@@ -174,21 +174,34 @@ public struct SMMUv3Parameters: Sendable {
     public var walker: WalkerConfiguration
     /// Concurrent page-table walks (timing-sources.md, gem5 row: PTW slots 16).
     public var walkSlots: Int
+    /// Translations the TCU handles at once — every micro-TLB miss and ATS request holds
+    /// one from its arrival to its result (timing-sources.md, MMU-600 row:
+    /// TCUCFG_XLATE_SLOTS 64; gem5: xlate slots 64).
+    public var translationSlots: Int
     public var registers: RegisterFileParameters
     /// Timing of command consumption (see the CommandQueue article).
     public var commandQueue: CommandQueueParameters
+    /// STE.MEV event merging: a fault record merges into the last record written when it
+    /// comes at most this long after it (default 10 µs: our choice, see the Model article).
+    public var eventMergeWindow: Tick
+    /// At most this many records merge into one written record (default 64; our choice).
+    public var eventMergeLimit: Int
 
     public init(name: String = "smmu", microTLB: CacheParameters = .microTLB, mainTLB: CacheParameters = .mainTLB,
                 configCache: CacheParameters = .configCache, walker: WalkerConfiguration = WalkerConfiguration(),
-                walkSlots: Int = 16, registers: RegisterFileParameters = .init(),
-                commandQueue: CommandQueueParameters = .init()) {
+                walkSlots: Int = 16, translationSlots: Int = 64, registers: RegisterFileParameters = .init(),
+                commandQueue: CommandQueueParameters = .init(), eventMergeWindow: Tick = .ns(10_000),
+                eventMergeLimit: Int = 64) {
         self.name = name
         self.microTLB = microTLB
         self.mainTLB = mainTLB
         self.configCache = configCache
         self.walker = walker
         self.walkSlots = max(1, walkSlots)
+        self.translationSlots = max(1, translationSlots)
         self.registers = registers
         self.commandQueue = commandQueue
+        self.eventMergeWindow = eventMergeWindow
+        self.eventMergeLimit = max(0, eventMergeLimit)
     }
 }

@@ -11,7 +11,8 @@
 // (D8.4); checks in the order translation, address size, access flag, permission.
 // SMMU rules (IHI 0070 G.b): EPDx (§5.4), S2 faults during a stage 1 walk use CLASS TT
 // (§7.3.10), F_WALK_EABT for external aborts on table fetches (§7.3.11), IPS/S2PS output
-// size checks (§3.4).
+// size checks (§3.4). Hardware updates of the Access flag and dirty state (CD.HA/HD,
+// STE.S2HA/S2HD; Arm ARM D8.4 FEAT_HAFDBS: DBM is bit 51).
 //
 // The Contiguous hint (bit 52) is ignored: the architecture allows an implementation to
 // treat every entry as non-contiguous, and the walker returns one block per walk.
@@ -69,14 +70,14 @@ public final class PageTableWalker {
     @exclusivity(unchecked) public private(set) var statistics = WalkerStatistics()
 
     /// Walk caches: index `(stage == 2 ? 3 : 0) + level` for table descriptors at levels 0–2.
-    @exclusivity(unchecked) @usableFromInline var walkCaches: [SetAssociativeCache<WalkCacheKey, WalkCacheEntry>]
+    @usableFromInline let walkCaches: [CacheBox<WalkCacheKey, WalkCacheEntry>]
     @usableFromInline let walkCacheLatency: Tick
 
     public init(memory: PhysicalMemory, dram: DRAMModel, configuration: WalkerConfiguration = WalkerConfiguration()) {
         self.memory = memory
         self.dram = dram
         self.configuration = configuration
-        walkCaches = (0 ..< 6).map { _ in SetAssociativeCache(configuration.walkCache) }
+        walkCaches = (0 ..< 6).map { _ in CacheBox(SetAssociativeCache(configuration.walkCache)) }
         walkCacheLatency = configuration.clock.ticks(cycles: configuration.walkCache.latencyCycles)
     }
 
@@ -131,7 +132,7 @@ public final class PageTableWalker {
     @discardableResult
     public func invalidate(_ scope: InvalidationScope) -> InvalidationWork {
         var work = InvalidationWork.none
-        for i in walkCaches.indices { work = work + walkCaches[i].invalidate(scope) }
+        for box in walkCaches { work = work + box.cache.invalidate(scope) }
         return work
     }
 
@@ -139,11 +140,11 @@ public final class PageTableWalker {
     /// (`.stage1` or `.stage2`).
     public func walkCacheStatistics(stage: TranslationStage, level: Level) -> CacheStatistics {
         guard level != .three else { return CacheStatistics() }
-        return walkCaches[cacheIndex(stage, level.rawValue)].statistics
+        return walkCaches[cacheIndex(stage, level.rawValue)].cache.statistics
     }
 
     /// Valid entries in all walk caches.
-    public var walkCacheCount: Int { walkCaches.reduce(0) { $0 + $1.count } }
+    public var walkCacheCount: Int { walkCaches.reduce(0) { $0 + $1.cache.count } }
 
     // MARK: Walk state
 
@@ -222,10 +223,10 @@ public final class PageTableWalker {
         }
     }
 
-    /// Sets AF in a descriptor (hardware access-flag update, CD.HA / STE.S2HA).
-    private func setAccessFlag(_ address: UInt64, _ descriptor: UInt64, bigEndian: Bool, state: inout WalkState,
-                               fault: () -> TranslationFault) throws(TranslationFault) {
-        let d = descriptor | (1 << 10)
+    /// Writes back a descriptor the walker updated in hardware: AF set (CD.HA / STE.S2HA)
+    /// and/or the dirty state recorded (CD.HD / STE.S2HD) — one timed write.
+    private func writeDescriptor(_ address: UInt64, _ d: UInt64, bigEndian: Bool, state: inout WalkState,
+                                 fault: () -> TranslationFault) throws(TranslationFault) {
         statistics.descriptorWrites &+= 1
         state.time = dram.access(PhysAddr(address), bytes: 8, at: state.time, kind: .write)
         do {
@@ -279,7 +280,7 @@ public final class PageTableWalker {
                 let key = WalkCacheKey(stage: .stage1, vmid: vmid, asid: asid, region: regionTag, granule: granule,
                                        level: Level(rawValue: l) ?? .zero,
                                        prefix: (va & inputMask) >> UInt64(g.lowestBit(at: Level(rawValue: l) ?? .zero)))
-                if let e = walkCaches[l].lookup(key) {
+                if let e = walkCaches[l].cache.lookup(key) {
                     state.hits += 1
                     level = l + 1
                     table = e.tableAddress
@@ -331,23 +332,34 @@ public final class PageTableWalker {
             let shift = g.lowestBit(at: lv)
             let block = Self.outputAddress(d, shift: shift, granule: granule, size: oas)
             if !oas.contains(block) { throw fault(.addressSize, level) }
+            var updated = d
             if d >> 10 & 1 == 0 && !cd.accessFlagFaultDisabled {
                 guard cd.hardwareAccessFlag else { throw fault(.access, level) }
+                updated |= 1 << 10
+            }
+            // Hardware dirty state (FEAT_HAFDBS, CD.HD): a permitted write to a writable-clean
+            // page — DBM (bit 51) set, AP[2] set — makes it dirty by clearing AP[2]. A write
+            // that faults anyway (APTable, AP[1], PAN) leaves the descriptor clean.
+            if access.isWrite && cd.hardwareDirty && d >> 51 & 1 == 1 && d >> 7 & 1 == 1 {
+                let dirty = updated & ~(1 << 7)
+                if Self.stage1Permissions(dirty, attrs, cd: cd).allows(access) { updated = dirty }
+            }
+            if updated != d {
                 if s2 != nil && !tablePermissions.contains(.privilegedWrite) {
-                    // The AF update is a write of the descriptor through stage 2.
+                    // The update is a write of the descriptor through stage 2.
                     var f = fault(.permission, level)
                     f.stage2 = true
                     f.faultClass = .translationTable
                     f.ipa = IPA(descAddress)
                     throw f
                 }
-                try setAccessFlag(pa, d, bigEndian: cd.bigEndian, state: &state) {
+                try writeDescriptor(pa, updated, bigEndian: cd.bigEndian, state: &state) {
                     var f = fault(.walkExternalAbort, level)
                     f.faultClass = .translationTable
                     return f
                 }
             }
-            let permissions = Self.stage1Permissions(d, attrs, cd: cd)
+            let permissions = Self.stage1Permissions(updated, attrs, cd: cd)
             if !permissions.allows(access) { throw fault(.permission, level) }
             var attributes = MemoryAttributes()
             attributes.attributeIndex = UInt8(truncatingIfNeeded: d >> 2 & 7)
@@ -417,7 +429,7 @@ public final class PageTableWalker {
                 let lv = Level(rawValue: l) ?? .zero
                 let key = WalkCacheKey(stage: .stage2, vmid: vmid, asid: nil, region: 0, granule: granule, level: lv,
                                        prefix: ipa >> UInt64(g.lowestBit(at: lv)))
-                if let e = walkCaches[3 + l].lookup(key) {
+                if let e = walkCaches[3 + l].cache.lookup(key) {
                     state.hits += 1
                     level = l + 1
                     table = e.tableAddress
@@ -448,11 +460,21 @@ public final class PageTableWalker {
             let shift = g.lowestBit(at: lv)
             let block = Self.outputAddress(d, shift: shift, granule: granule, size: oas)
             if !oas.contains(block) { throw fault(.addressSize, level) }
+            var updated = d
             if d >> 10 & 1 == 0 && !s2.accessFlagFaultDisabled {
                 guard s2.hardwareAccessFlag else { throw fault(.access, level) }
-                try setAccessFlag(pa, d, bigEndian: s2.bigEndian, state: &state) { fault(.walkExternalAbort, level) }
+                updated |= 1 << 10
             }
-            let permissions = stage2Permissions(d)
+            // Stage 2 dirty state (STE.S2HD): a write to a writable-clean page — DBM set,
+            // S2AP[1] clear — sets S2AP[1].
+            if access.isWrite && s2.hardwareDirty && d >> 51 & 1 == 1 && d >> 7 & 1 == 0 {
+                let dirty = updated | 1 << 7
+                if stage2Permissions(dirty).allows(access) { updated = dirty }
+            }
+            if updated != d {
+                try writeDescriptor(pa, updated, bigEndian: s2.bigEndian, state: &state) { fault(.walkExternalAbort, level) }
+            }
+            let permissions = stage2Permissions(updated)
             if !permissions.allows(access) { throw fault(.permission, level) }
             var attributes = MemoryAttributes()
             attributes.stage2MemoryType = UInt8(truncatingIfNeeded: d >> 2 & 0xF)
@@ -493,7 +515,7 @@ extension PageTableWalker {
                        attributes: TableAttributes) {
         let key = WalkCacheKey(stage: stage, vmid: vmid, asid: asid, region: region, granule: granule,
                                level: level, prefix: prefixInput >> UInt64(shift))
-        walkCaches[cache].insert(key, WalkCacheEntry(
+        walkCaches[cache].cache.fill(key, WalkCacheEntry(
             stage: stage, vmid: vmid, asid: asid, level: level,
             inputRange: AddressRange(containing: input, shift: shift), tableAddress: table, tableAttributes: attributes))
     }
