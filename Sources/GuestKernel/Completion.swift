@@ -27,17 +27,17 @@ public final class Completion: @unchecked Sendable {
     public var isDone: Bool { done > 0 }
 
     /// Linux `wait_for_completion`.
-    public func wait(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func wait(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         _ = await wait(timeout: nil, CallSite(site, file, line))
     }
 
     /// Linux `wait_for_completion_timeout`: true if completed, false if `timeout` passed first.
-    public func wait(timeout: Tick, site: StaticString = #function, file: StaticString = #fileID,
-                     line: UInt = #line) async -> Bool {
+    public nonisolated(nonsending) func wait(timeout: Tick, site: StaticString = #function, file: StaticString = #fileID,
+                                             line: UInt = #line) async -> Bool {
         await wait(timeout: timeout, CallSite(site, file, line))
     }
 
-    private func wait(timeout: Tick?, _ cs: CallSite) async -> Bool {
+    private nonisolated(nonsending) func wait(timeout: Tick?, _ cs: CallSite) async -> Bool {
         let t = kernel.requireTask("wait_for_completion")
         kernel.mightSleep(t, "wait_for_completion", cs)
         await kernel.preemptionPoint()

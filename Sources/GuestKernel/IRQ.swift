@@ -81,8 +81,8 @@ extension Kernel {
     /// Linux `free_irq`: removes the handler and waits until a running handler and its
     /// thread have finished (`synchronize_irq`). Interrupts still pending for the line are
     /// dropped.
-    public func freeIRQ(_ line: Int, site: StaticString = #function, file: StaticString = #fileID,
-                        line callLine: UInt = #line) async {
+    public nonisolated(nonsending) func freeIRQ(_ line: Int, site: StaticString = #function, file: StaticString = #fileID,
+                                                line callLine: UInt = #line) async {
         let t = requireTask("free_irq")
         let cs = CallSite(site, file, callLine)
         mightSleep(t, "free_irq", cs)
@@ -127,7 +127,7 @@ extension Kernel {
         }
     }
 
-    private func runHardirqs(_ c: Int) async {
+    private nonisolated(nonsending) func runHardirqs(_ c: Int) async {
         let t = requireTask("hardirq")
         let cpu = cpus[c]
         while cpu.irqsOffTasks == 0, let line = cpu.pendingIRQs.popFirst() {

@@ -90,6 +90,12 @@ public final class KernelCPU: @unchecked Sendable {
 /// `@exclusivity(unchecked)`: it is only ever touched by one job at a time on one thread,
 /// and the runtime's dynamic exclusivity checks were 8% of a lock/unlock pair (measured
 /// with `perf`; SimKernel keeps its state behind pointers for the same reason).
+///
+/// Guest-facing `async` functions are `nonisolated(nonsending)`: they run on their caller's
+/// executor instead of hopping to the generic one on entry, a hop that never suspends here
+/// but made the runtime look up the task's executor preference under a lock on every
+/// nested call (a quarter of a page fault; MemoryManagement.md, "Speed"). New ones should
+/// be marked too.
 public final class Kernel: @unchecked Sendable {
     public let sim: Simulator
     public let config: KernelConfig
@@ -103,6 +109,9 @@ public final class Kernel: @unchecked Sendable {
 
     @exclusivity(unchecked) private(set) var observers: [any KernelObserver] = []
     @exclusivity(unchecked) var accessObservers = 0
+    /// Only the collector and lockdep observe (see ``emit(_:task:site:)``).
+    @exclusivity(unchecked) private(set) var onlyCoreObservers = true
+    @exclusivity(unchecked) private var lockdepObserving = false
     @exclusivity(unchecked) var nextPID = 1
     @exclusivity(unchecked) var nextCPU = 0
     @exclusivity(unchecked) var nextWaiterID: UInt64 = 0
@@ -143,6 +152,7 @@ public final class Kernel: @unchecked Sendable {
     public func addObserver(_ observer: any KernelObserver) {
         observers.append(observer)
         if observer.observesAccesses { accessObservers += 1 }
+        observersChanged()
     }
 
     /// Unregisters an observer.
@@ -150,10 +160,48 @@ public final class Kernel: @unchecked Sendable {
         guard let i = observers.firstIndex(where: { $0 === observer }) else { return }
         observers.remove(at: i)
         if observer.observesAccesses { accessObservers -= 1 }
+        observersChanged()
     }
 
+    /// Recomputes the fast-path flags of ``emit(_:task:site:)``.
+    private func observersChanged() {
+        onlyCoreObservers = observers.allSatisfy { $0 === diagnosticsCollector || $0 === lockdep }
+        lockdepObserving = lockdep.map { l in observers.contains { $0 === l } } ?? false
+    }
+
+    /// Hands an event to every observer. While only the diagnostics collector (which keeps
+    /// `.diagnostic`) and lockdep (which checks `.lockAcquiring`) are registered, every
+    /// other kind is dropped before a `KernelEvent` is built and lockdep is called directly:
+    /// building, copying and destroying the event and the existential calls were a third
+    /// of an uncontended lock/unlock pair (see MemoryManagement.md, "Speed"). Inlined, so the
+    /// switch folds away at each call site.
     @inline(__always)
     func emit(_ kind: KernelEvent.Kind, task: GuestTask?, site: CallSite?) {
+        if onlyCoreObservers {
+            switch kind {
+            case .diagnostic:
+                break
+            case .lockAcquiring(let lock, _, let trylock):
+                if lockdepObserving, let lockdep, let task, let site {
+                    lockdep.checkAcquire(lock, trylock: trylock, task: task, site: site, kernel: self)
+                }
+                return
+            default:
+                return
+            }
+        }
+        emitSlow(kind, task: task, site: site)
+    }
+
+    /// Emits an event of the running task (or of no task), looking the task up only when an
+    /// observer will see the event. Not for `.diagnostic` or `.lockAcquiring`.
+    @inline(__always)
+    func emitAsCurrent(_ kind: @autoclosure () -> KernelEvent.Kind, site: CallSite?) {
+        if !onlyCoreObservers { emitSlow(kind(), task: current, site: site) }
+    }
+
+    @inline(never)
+    private func emitSlow(_ kind: KernelEvent.Kind, task: GuestTask?, site: CallSite?) {
         let event = KernelEvent(time: sim.now, task: task, site: site, kind: kind)
         for o in observers { o.observe(event, in: self) }
     }
@@ -256,8 +304,8 @@ public final class Kernel: @unchecked Sendable {
     }
 
     /// Waits until `task` has exited (the join half of `kthread_stop`).
-    public func waitForExit(_ task: GuestTask, site: StaticString = #function,
-                            file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func waitForExit(_ task: GuestTask, site: StaticString = #function,
+                                                    file: StaticString = #fileID, line: UInt = #line) async {
         let t = requireTask("waitForExit")
         let cs = CallSite(site, file, line)
         mightSleep(t, "wait for task exit", cs)
@@ -275,8 +323,8 @@ public final class Kernel: @unchecked Sendable {
     /// Linux `kthread_stop`: asks `task` to stop and waits for it to exit. The thread must
     /// poll ``kthreadShouldStop()``; a thread asleep in a wait queue must be woken by the
     /// caller (make its wait condition include `shouldStop`).
-    public func kthreadStop(_ task: GuestTask, site: StaticString = #function,
-                            file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func kthreadStop(_ task: GuestTask, site: StaticString = #function,
+                                                    file: StaticString = #fileID, line: UInt = #line) async {
         task.stopRequested = true
         await waitForExit(task, site: site, file: file, line: line)
     }
@@ -285,15 +333,19 @@ public final class Kernel: @unchecked Sendable {
 
     /// Occupies the running task's CPU for `cycles` (the work of the code it models).
     /// Tasks on one CPU serialise; tasks on different CPUs overlap.
-    public func spend(cycles: UInt64) async {
-        let t = requireTask("spend")
+    public nonisolated(nonsending) func spend(cycles: UInt64) async {
+        await spend(requireTask("spend"), cycles: cycles)
+    }
+
+    /// `spend` for a caller that already knows the running task.
+    nonisolated(nonsending) func spend(_ t: GuestTask, cycles: UInt64) async {
         let cpu = cpus[t.cpu]
         account(cpu, t, cpu.core.clock.ticks(cycles: cycles))
         await cpu.core.spend(cycles: cycles)
     }
 
     /// Busy-waits for `duration` (Linux `udelay`/`ndelay`): CPU time, legal in atomic context.
-    public func delay(for duration: Tick) async {
+    public nonisolated(nonsending) func delay(for duration: Tick) async {
         let t = requireTask("udelay")
         let cpu = cpus[t.cpu]
         var cycles = cpu.core.clock.cycles(in: duration)
@@ -314,8 +366,8 @@ public final class Kernel: @unchecked Sendable {
     }
 
     /// Sleeps for `duration` (Linux `msleep`/`usleep_range`); reported from atomic context.
-    public func sleep(for duration: Tick, site: StaticString = #function,
-                      file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func sleep(for duration: Tick, site: StaticString = #function,
+                                              file: StaticString = #fileID, line: UInt = #line) async {
         let t = requireTask("msleep")
         let cs = CallSite(site, file, line)
         mightSleep(t, "msleep", cs)
@@ -328,7 +380,7 @@ public final class Kernel: @unchecked Sendable {
 
     /// A preemption point of the executor (see ``KernelConfig/preemptAtEveryPrimitive``).
     @inline(__always)
-    func preemptionPoint() async {
+    nonisolated(nonsending) func preemptionPoint() async {
         if config.preemptAtEveryPrimitive { await sim.yield() }
     }
 
@@ -384,8 +436,8 @@ public final class Kernel: @unchecked Sendable {
     // MARK: Blocking
 
     /// Suspends `t` on `list` until a primitive wakes it (`true`) or `timeout` passes (`false`).
-    func block(_ t: GuestTask, on list: WaiterList, reason: String, tag: UInt64 = 0,
-               timeout: Tick? = nil) async -> Bool {
+    nonisolated(nonsending) func block(_ t: GuestTask, on list: WaiterList, reason: String, tag: UInt64 = 0,
+                                       timeout: Tick? = nil) async -> Bool {
         nextWaiterID &+= 1
         let id = nextWaiterID
         let sim = self.sim

@@ -73,8 +73,8 @@ public class KernelLock: @unchecked Sendable, CustomStringConvertible {
 
     /// The protocol every `*_trylock` follows: announce the attempt, pass a preemption
     /// point, then either take the lock (if `available`) or report the failure.
-    func tryAcquire(_ op: StaticString, _ mode: LockMode, _ site: StaticString, _ file: StaticString, _ line: UInt,
-                    available: () -> Bool, take: (GuestTask) -> Void) async -> Bool {
+    nonisolated(nonsending) func tryAcquire(_ op: StaticString, _ mode: LockMode, _ site: StaticString, _ file: StaticString, _ line: UInt,
+                                            available: () -> Bool, take: (GuestTask) -> Void) async -> Bool {
         let t = kernel.requireTask(op)
         let cs = CallSite(site, file, line)
         kernel.emit(.lockAcquiring(self, mode, trylock: true), task: t, site: cs)

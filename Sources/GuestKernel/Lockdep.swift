@@ -46,8 +46,20 @@ public final class LockdepChecker: KernelObserver {
     public func observe(_ event: KernelEvent, in kernel: Kernel) {
         guard case .lockAcquiring(let lock, _, let trylock) = event.kind, let t = event.task,
               let site = event.site else { return }
+        checkAcquire(lock, trylock: trylock, task: t, site: site, kernel: kernel)
+    }
+
+    /// The check of one acquisition, before any wait. The kernel calls it directly when no
+    /// other observer needs the event built.
+    @inline(__always)
+    func checkAcquire(_ lock: KernelLock, trylock: Bool, task t: GuestTask, site: CallSite, kernel: Kernel) {
         if lock.kind == .spinlock { checkIRQUsage(lock, t, site, kernel) }
-        if trylock { return }
+        // Nothing held (the common case: a fault's mmap_lock), nothing to order.
+        if trylock || t.heldLocks.isEmpty { return }
+        recordDependencies(lock, t, site, kernel)
+    }
+
+    private func recordDependencies(_ lock: KernelLock, _ t: GuestTask, _ site: CallSite, _ kernel: Kernel) {
         let b = lock.lockClass
         var seen: Set<Int> = []
         for h in t.heldLocks {

@@ -22,7 +22,7 @@ public final class Mutex: KernelLock, @unchecked Sendable {
     public var isLocked: Bool { owner != nil }
 
     /// Linux `mutex_lock`.
-    public func lock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func lock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = kernel.requireTask("mutex_lock")
         let cs = CallSite(site, file, line)
         kernel.mightSleep(t, "mutex_lock", cs)
@@ -42,13 +42,13 @@ public final class Mutex: KernelLock, @unchecked Sendable {
     }
 
     /// Linux `mutex_trylock`: true if the mutex was free and is now held.
-    public func tryLock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Bool {
+    public nonisolated(nonsending) func tryLock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Bool {
         await tryAcquire("mutex_trylock", .exclusive, site, file, line, available: { owner == nil }) { owner = $0 }
     }
 
     /// Linux `mutex_unlock`. Unlocking a free mutex or another task's mutex is reported;
     /// the latter still unlocks, as Linux does after its warning.
-    public func unlock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func unlock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = kernel.requireTask("mutex_unlock")
         let cs = CallSite(site, file, line)
         guard let holder = owner else {

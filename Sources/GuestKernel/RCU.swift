@@ -84,7 +84,7 @@ final class RCUState {
 extension Kernel {
     /// Linux `rcu_read_lock`: begins (or nests) a read-side critical section, which must
     /// not sleep.
-    public func rcuReadLock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func rcuReadLock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = requireTask("rcu_read_lock")
         let cs = CallSite(site, file, line)
         await preemptionPoint()
@@ -98,7 +98,7 @@ extension Kernel {
     }
 
     /// Linux `rcu_read_unlock`; without a matching lock it is reported and ignored.
-    public func rcuReadUnlock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func rcuReadUnlock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = requireTask("rcu_read_unlock")
         let cs = CallSite(site, file, line)
         guard t.rcuReadDepth > 0 else {
@@ -119,7 +119,7 @@ extension Kernel {
 
     /// Linux `synchronize_rcu`: returns after every reader that was inside a read-side
     /// section when it was called has left. May sleep.
-    public func synchronizeRCU(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func synchronizeRCU(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = requireTask("synchronize_rcu")
         let cs = CallSite(site, file, line)
         mightSleep(t, "synchronize_rcu", cs)
@@ -150,7 +150,7 @@ extension Kernel {
 
     /// Linux `rcu_barrier`: waits until every callback queued (on any CPU) before the call
     /// has run.
-    public func rcuBarrier(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func rcuBarrier(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = requireTask("rcu_barrier")
         let cs = CallSite(site, file, line)
         mightSleep(t, "rcu_barrier", cs)
@@ -178,7 +178,7 @@ extension Kernel {
         _ = spawn(name: "rcu_gp", kind: .kernelThread, cpu: 0, mm: nil) { [self] in await runRCUGracePeriods() }
     }
 
-    private func runRCUGracePeriods() async {
+    private nonisolated(nonsending) func runRCUGracePeriods() async {
         let t = requireTask("rcu_gp")
         while rcu.needed > rcu.completed {
             rcu.started += 1

@@ -29,9 +29,17 @@ public final class RWSemaphore: KernelLock, @unchecked Sendable {
     public var isLocked: Bool { writer != nil || !readers.isEmpty }
 
     /// Linux `down_read`.
-    public func downRead(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func downRead(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = kernel.requireTask("down_read")
         let cs = CallSite(site, file, line)
+        if downReadUncontended(t, cs) { return }
+        await downRead(t, cs)
+    }
+
+    /// `down_read` for a caller that already knows the running task (the fault path), which
+    /// saves a task-local lookup per fault.
+    nonisolated(nonsending) func downRead(_ t: GuestTask, _ cs: CallSite) async {
+        if downReadUncontended(t, cs) { return }
         kernel.mightSleep(t, "down_read", cs)
         kernel.emit(.lockAcquiring(self, .shared, trylock: false), task: t, site: cs)
         await kernel.preemptionPoint()
@@ -48,8 +56,22 @@ public final class RWSemaphore: KernelLock, @unchecked Sendable {
         noteAcquired(t, .shared, cs, waited: waited)
     }
 
+    /// `down_read` when it cannot suspend: no preemption point wanted and the lock free of
+    /// writers and waiters. Then it does exactly what ``downRead(_:_:)`` would, without an
+    /// `async` frame; false (having done nothing) otherwise.
+    @inline(__always)
+    func downReadUncontended(_ t: GuestTask, _ cs: CallSite) -> Bool {
+        guard !kernel.config.preemptAtEveryPrimitive, writer == nil, waiters.isEmpty else { return false }
+        kernel.mightSleep(t, "down_read", cs)
+        kernel.emit(.lockAcquiring(self, .shared, trylock: false), task: t, site: cs)
+        if t.holds(self) { reportRecursive(t, cs) }
+        readers.append(t)
+        noteAcquired(t, .shared, cs, waited: .zero)
+        return true
+    }
+
     /// Linux `down_write`.
-    public func downWrite(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func downWrite(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = kernel.requireTask("down_write")
         let cs = CallSite(site, file, line)
         kernel.mightSleep(t, "down_write", cs)
@@ -69,23 +91,33 @@ public final class RWSemaphore: KernelLock, @unchecked Sendable {
     }
 
     /// Linux `down_read_trylock`: fails if a writer holds or waits for the lock.
-    public func downReadTrylock(site: StaticString = #function, file: StaticString = #fileID,
-                                line: UInt = #line) async -> Bool {
+    public nonisolated(nonsending) func downReadTrylock(site: StaticString = #function, file: StaticString = #fileID,
+                                                        line: UInt = #line) async -> Bool {
         await tryAcquire("down_read_trylock", .shared, site, file, line,
                          available: { writer == nil && waiters.isEmpty }) { readers.append($0) }
     }
 
     /// Linux `down_write_trylock`.
-    public func downWriteTrylock(site: StaticString = #function, file: StaticString = #fileID,
-                                 line: UInt = #line) async -> Bool {
+    public nonisolated(nonsending) func downWriteTrylock(site: StaticString = #function, file: StaticString = #fileID,
+                                                         line: UInt = #line) async -> Bool {
         await tryAcquire("down_write_trylock", .exclusive, site, file, line,
                          available: { writer == nil && readers.isEmpty }) { writer = $0 }
     }
 
     /// Linux `up_read`.
-    public func upRead(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
-        let t = kernel.requireTask("up_read")
-        let cs = CallSite(site, file, line)
+    public nonisolated(nonsending) func upRead(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+        if upReadNow(kernel.requireTask("up_read"), CallSite(site, file, line)) { await kernel.preemptionPoint() }
+    }
+
+    /// `up_read` for a caller that already knows the running task.
+    nonisolated(nonsending) func upRead(_ t: GuestTask, _ cs: CallSite) async {
+        if upReadNow(t, cs) { await kernel.preemptionPoint() }
+    }
+
+    /// The part of `up_read` that cannot suspend; true when the caller must pass the
+    /// preemption point that follows a release (not after a reported unbalanced unlock).
+    @inline(__always)
+    func upReadNow(_ t: GuestTask, _ cs: CallSite) -> Bool {
         let holder: GuestTask
         if let i = readers.firstIndex(where: { $0 === t }) {
             holder = readers.remove(at: i)
@@ -96,16 +128,16 @@ public final class RWSemaphore: KernelLock, @unchecked Sendable {
             reportNonOwner(t, "up_read", cs, owner: holder, held: held)
         } else {
             reportNotHeld(t, "up_read", cs)
-            return
+            return false
         }
         let held = removeRead(of: holder)
         if readers.isEmpty { wakeWaiters() }
         if let held { noteReleased(t, held, cs) }
-        await kernel.preemptionPoint()
+        return true
     }
 
     /// Linux `up_write`.
-    public func upWrite(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func upWrite(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = kernel.requireTask("up_write")
         let cs = CallSite(site, file, line)
         guard let holder = writer else {
@@ -122,8 +154,8 @@ public final class RWSemaphore: KernelLock, @unchecked Sendable {
 
     /// Linux `downgrade_write`: the write hold becomes a read hold without a window in
     /// which another writer could get in; queued readers at the head join.
-    public func downgradeWrite(site: StaticString = #function, file: StaticString = #fileID,
-                               line: UInt = #line) async {
+    public nonisolated(nonsending) func downgradeWrite(site: StaticString = #function, file: StaticString = #fileID,
+                                                       line: UInt = #line) async {
         let t = kernel.requireTask("downgrade_write")
         let cs = CallSite(site, file, line)
         guard writer === t, let i = t.heldLocks.lastIndex(where: { $0.lock === self }) else {

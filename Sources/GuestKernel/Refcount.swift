@@ -36,11 +36,11 @@ public final class Refcount: @unchecked Sendable, CustomStringConvertible {
     public func set(_ newValue: Int32, site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) {
         let old = value
         value = newValue
-        kernel.emit(.refcount(self, .set, old: old, new: newValue), task: kernel.current, site: CallSite(site, file, line))
+        kernel.emitAsCurrent(.refcount(self, .set, old: old, new: newValue), site: CallSite(site, file, line))
     }
 
     /// Linux `refcount_inc`.
-    public func inc(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func inc(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let cs = CallSite(site, file, line)
         await kernel.preemptionPoint()
         let old = value
@@ -51,16 +51,16 @@ public final class Refcount: @unchecked Sendable, CustomStringConvertible {
         } else {
             value = old + 1
         }
-        kernel.emit(.refcount(self, .inc, old: old, new: value), task: kernel.current, site: cs)
+        kernel.emitAsCurrent(.refcount(self, .inc, old: old, new: value), site: cs)
     }
 
     /// Linux `refcount_inc_not_zero`: false (and no change) if the count is 0.
-    public func incNotZero(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Bool {
+    public nonisolated(nonsending) func incNotZero(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Bool {
         let cs = CallSite(site, file, line)
         await kernel.preemptionPoint()
         let old = value
         guard old != 0 else {
-            kernel.emit(.refcount(self, .incNotZero, old: old, new: old), task: kernel.current, site: cs)
+            kernel.emitAsCurrent(.refcount(self, .incNotZero, old: old, new: old), site: cs)
             return false
         }
         if old < 0 || old == .max {
@@ -68,12 +68,12 @@ public final class Refcount: @unchecked Sendable, CustomStringConvertible {
         } else {
             value = old + 1
         }
-        kernel.emit(.refcount(self, .incNotZero, old: old, new: value), task: kernel.current, site: cs)
+        kernel.emitAsCurrent(.refcount(self, .incNotZero, old: old, new: value), site: cs)
         return true
     }
 
     /// Linux `refcount_dec_and_test`: true when this call dropped the last reference.
-    public func decAndTest(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Bool {
+    public nonisolated(nonsending) func decAndTest(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Bool {
         let cs = CallSite(site, file, line)
         await kernel.preemptionPoint()
         let old = value
@@ -86,12 +86,12 @@ public final class Refcount: @unchecked Sendable, CustomStringConvertible {
         } else {
             value = old - 1
         }
-        kernel.emit(.refcount(self, .decAndTest, old: old, new: value), task: kernel.current, site: cs)
+        kernel.emitAsCurrent(.refcount(self, .decAndTest, old: old, new: value), site: cs)
         return last
     }
 
     /// Linux `refcount_dec`: must not drop the last reference (that would leak the object).
-    public func dec(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func dec(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let cs = CallSite(site, file, line)
         await kernel.preemptionPoint()
         let old = value
@@ -102,7 +102,7 @@ public final class Refcount: @unchecked Sendable, CustomStringConvertible {
         } else {
             value = old - 1
         }
-        kernel.emit(.refcount(self, .dec, old: old, new: value), task: kernel.current, site: cs)
+        kernel.emitAsCurrent(.refcount(self, .dec, old: old, new: value), site: cs)
     }
 
     private func saturate(_ kind: DiagnosticKind, _ op: String, _ cs: CallSite) {
@@ -130,20 +130,20 @@ public final class Kref: @unchecked Sendable, CustomStringConvertible {
     public var description: String { "kref \(refcount.name) = \(refcount.value)" }
 
     /// Linux `kref_get`.
-    public func get(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func get(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         await refcount.inc(site: site, file: file, line: line)
     }
 
     /// Linux `kref_get_unless_zero`: false if the object is already being released.
-    public func getUnlessZero(site: StaticString = #function, file: StaticString = #fileID,
-                              line: UInt = #line) async -> Bool {
+    public nonisolated(nonsending) func getUnlessZero(site: StaticString = #function, file: StaticString = #fileID,
+                                                      line: UInt = #line) async -> Bool {
         await refcount.incNotZero(site: site, file: file, line: line)
     }
 
     /// Linux `kref_put`: drops a reference; the last one calls `release` and returns true.
     @discardableResult
-    public func put(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line,
-                    release: () async -> Void) async -> Bool {
+    public nonisolated(nonsending) func put(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line,
+                                            release: () async -> Void) async -> Bool {
         guard await refcount.decAndTest(site: site, file: file, line: line) else { return false }
         await release()
         return true

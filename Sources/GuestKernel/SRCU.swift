@@ -57,7 +57,7 @@ public final class SRCUStruct: @unchecked Sendable, CustomStringConvertible {
     public var activeReaders: Int { active[0] + active[1] }
 
     /// Linux `srcu_read_lock`: returns the index to pass to `readUnlock`.
-    public func readLock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Int {
+    public nonisolated(nonsending) func readLock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Int {
         let t = kernel.requireTask("srcu_read_lock")
         let cs = CallSite(site, file, line)
         await kernel.preemptionPoint()
@@ -71,8 +71,8 @@ public final class SRCUStruct: @unchecked Sendable, CustomStringConvertible {
     /// Linux `srcu_read_unlock`. An index that is not 0 or 1 is reported and ignored; an
     /// index this task did not get from `readLock` is reported and still decrements that
     /// counter, as Linux would.
-    public func readUnlock(_ idx: Int, site: StaticString = #function, file: StaticString = #fileID,
-                           line: UInt = #line) async {
+    public nonisolated(nonsending) func readUnlock(_ idx: Int, site: StaticString = #function, file: StaticString = #fileID,
+                                                   line: UInt = #line) async {
         let t = kernel.requireTask("srcu_read_unlock")
         let cs = CallSite(site, file, line)
         guard idx == 0 || idx == 1 else {
@@ -103,7 +103,7 @@ public final class SRCUStruct: @unchecked Sendable, CustomStringConvertible {
     /// Linux `synchronize_srcu`: returns after every reader of this domain that was inside
     /// when it was called has left. Calling it from inside this domain's read-side section
     /// deadlocks, and is reported.
-    public func synchronize(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func synchronize(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = kernel.requireTask("synchronize_srcu")
         let cs = CallSite(site, file, line)
         kernel.mightSleep(t, "synchronize_srcu", cs)
@@ -129,12 +129,12 @@ public final class SRCUStruct: @unchecked Sendable, CustomStringConvertible {
         let target = snapshot
         queuedSeq &+= 1
         callbacks.append(SRCUCallback(gracePeriod: target, seq: queuedSeq, queuedAt: kernel.now, site: cs, body: callback))
-        kernel.emit(.callbackQueued(.srcu(self), gracePeriod: target), task: kernel.current, site: cs)
+        kernel.emitAsCurrent(.callbackQueued(.srcu(self), gracePeriod: target), site: cs)
         request(target)
     }
 
     /// Linux `srcu_barrier`: waits until every callback queued before the call has run.
-    public func barrier(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func barrier(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = kernel.requireTask("srcu_barrier")
         let cs = CallSite(site, file, line)
         kernel.mightSleep(t, "srcu_barrier", cs)
@@ -158,7 +158,7 @@ public final class SRCUStruct: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
-    private func runGracePeriods() async {
+    private nonisolated(nonsending) func runGracePeriods() async {
         let t = kernel.requireTask("srcu_gp")
         while needed > completed {
             started += 1
@@ -179,7 +179,7 @@ public final class SRCUStruct: @unchecked Sendable, CustomStringConvertible {
         gpRunning = false
     }
 
-    private func invokeCallbacks(_ t: GuestTask) async {
+    private nonisolated(nonsending) func invokeCallbacks(_ t: GuestTask) async {
         while let head = callbacks.first, head.gracePeriod <= completed {
             _ = callbacks.popFirst()
             let started = kernel.now

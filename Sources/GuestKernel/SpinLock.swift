@@ -31,18 +31,18 @@ public final class SpinLock: KernelLock, @unchecked Sendable {
     public var isLocked: Bool { owner != nil }
 
     /// Linux `spin_lock`.
-    public func lock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func lock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         await acquire(CallSite(site, file, line))
     }
 
     /// Linux `spin_unlock`.
-    public func unlock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func unlock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         await release(CallSite(site, file, line), "spin_unlock")
     }
 
     /// Linux `spin_lock_irqsave`: disables interrupts on the task's CPU, then locks.
-    public func lockIRQSave(site: StaticString = #function, file: StaticString = #fileID,
-                            line: UInt = #line) async -> IRQFlags {
+    public nonisolated(nonsending) func lockIRQSave(site: StaticString = #function, file: StaticString = #fileID,
+                                                    line: UInt = #line) async -> IRQFlags {
         let cs = CallSite(site, file, line)
         let flags = kernel.localIRQSave(cs)
         await acquire(cs)
@@ -50,8 +50,8 @@ public final class SpinLock: KernelLock, @unchecked Sendable {
     }
 
     /// Linux `spin_unlock_irqrestore`.
-    public func unlockIRQRestore(_ flags: IRQFlags, site: StaticString = #function,
-                                 file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func unlockIRQRestore(_ flags: IRQFlags, site: StaticString = #function,
+                                                         file: StaticString = #fileID, line: UInt = #line) async {
         let cs = CallSite(site, file, line)
         let t = kernel.requireTask("spin_unlock_irqrestore")
         releaseNow(t, cs, "spin_unlock_irqrestore")
@@ -60,14 +60,14 @@ public final class SpinLock: KernelLock, @unchecked Sendable {
     }
 
     /// Linux `spin_lock_irq`: disables interrupts unconditionally, then locks.
-    public func lockIRQ(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func lockIRQ(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let cs = CallSite(site, file, line)
         _ = kernel.localIRQSave(cs)
         await acquire(cs)
     }
 
     /// Linux `spin_unlock_irq`: unlocks and enables interrupts.
-    public func unlockIRQ(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func unlockIRQ(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let cs = CallSite(site, file, line)
         let t = kernel.requireTask("spin_unlock_irq")
         releaseNow(t, cs, "spin_unlock_irq")
@@ -76,7 +76,7 @@ public final class SpinLock: KernelLock, @unchecked Sendable {
     }
 
     /// Linux `spin_trylock`: true if the lock was free and is now held.
-    public func tryLock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Bool {
+    public nonisolated(nonsending) func tryLock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> Bool {
         await tryAcquire("spin_trylock", .exclusive, site, file, line, available: { owner == nil }) { t in
             owner = t
             enterAtomic(t)
@@ -88,7 +88,7 @@ public final class SpinLock: KernelLock, @unchecked Sendable {
         kernel.rcu.noteReaderState(t, kernel: kernel)
     }
 
-    private func acquire(_ cs: CallSite) async {
+    private nonisolated(nonsending) func acquire(_ cs: CallSite) async {
         let t = kernel.requireTask("spin_lock")
         kernel.emit(.lockAcquiring(self, .exclusive, trylock: false), task: t, site: cs)
         // Linux disables preemption before spinning, so a spinner is atomic too.
@@ -113,7 +113,7 @@ public final class SpinLock: KernelLock, @unchecked Sendable {
         noteAcquired(t, .exclusive, cs, waited: waited)
     }
 
-    private func release(_ cs: CallSite, _ op: String) async {
+    private nonisolated(nonsending) func release(_ cs: CallSite, _ op: String) async {
         let t = kernel.requireTask("spin_unlock")
         releaseNow(t, cs, op)
         await kernel.preemptionPoint()

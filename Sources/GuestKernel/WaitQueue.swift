@@ -27,25 +27,25 @@ public final class WaitQueue: @unchecked Sendable {
     public var waiterCount: Int { waiters.count }
 
     /// Linux `wait_event`: returns once `condition()` is true.
-    public func waitEvent(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line,
-                          until condition: () -> Bool) async {
+    public nonisolated(nonsending) func waitEvent(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line,
+                                                  until condition: () -> Bool) async {
         _ = await wait(exclusive: false, timeout: nil, CallSite(site, file, line), condition)
     }
 
     /// Linux `wait_event_exclusive`-style wait: `wakeUp` wakes only one such waiter.
-    public func waitEventExclusive(site: StaticString = #function, file: StaticString = #fileID,
-                                   line: UInt = #line, until condition: () -> Bool) async {
+    public nonisolated(nonsending) func waitEventExclusive(site: StaticString = #function, file: StaticString = #fileID,
+                                                           line: UInt = #line, until condition: () -> Bool) async {
         _ = await wait(exclusive: true, timeout: nil, CallSite(site, file, line), condition)
     }
 
     /// Linux `wait_event_timeout`: true if `condition()` became true, false if `timeout`
     /// passed with it still false.
-    public func waitEvent(timeout: Tick, site: StaticString = #function, file: StaticString = #fileID,
-                          line: UInt = #line, until condition: () -> Bool) async -> Bool {
+    public nonisolated(nonsending) func waitEvent(timeout: Tick, site: StaticString = #function, file: StaticString = #fileID,
+                                                  line: UInt = #line, until condition: () -> Bool) async -> Bool {
         await wait(exclusive: false, timeout: timeout, CallSite(site, file, line), condition)
     }
 
-    private func wait(exclusive: Bool, timeout: Tick?, _ cs: CallSite, _ condition: () -> Bool) async -> Bool {
+    private nonisolated(nonsending) func wait(exclusive: Bool, timeout: Tick?, _ cs: CallSite, _ condition: () -> Bool) async -> Bool {
         let t = kernel.requireTask("wait_event")
         kernel.mightSleep(t, "wait_event", cs)
         await kernel.preemptionPoint()

@@ -20,7 +20,7 @@ public final class MMUIntervalNotifierOps: @unchecked Sendable, CustomStringConv
     /// (subscription, range, cur_seq) → false only when the range is non-blockable and the
     /// driver would have to sleep (the core then returns -EAGAIN). Must call
     /// ``MMUIntervalNotifier/setSeq(_:)`` with `cur_seq` under the driver's own lock.
-    public typealias Invalidate = @Sendable (MMUIntervalNotifier, MMUNotifierRange, UInt64) async -> Bool
+    public typealias Invalidate = nonisolated(nonsending) @Sendable (MMUIntervalNotifier, MMUNotifierRange, UInt64) async -> Bool
 
     public let name: String
     public let invalidate: Invalidate
@@ -63,7 +63,7 @@ open class MMUIntervalNotifier: @unchecked Sendable, CustomStringConvertible {
     /// the mm has no users. If an invalidation of the tree is in progress the insert is
     /// applied at its end, and the subscription starts as "being invalidated" so a reader
     /// that begins now retries.
-    public func insert(_ mm: MMStruct, start: UInt64, length: UInt64, ops: MMUIntervalNotifierOps) async -> Errno? {
+    public nonisolated(nonsending) func insert(_ mm: MMStruct, start: UInt64, length: UInt64, ops: MMUIntervalNotifierOps) async -> Errno? {
         if mm.notifierSubscriptions?.hasItree != true {
             if let e = await MMUNotifier.registerNull(mm) { return e }
         }
@@ -72,7 +72,7 @@ open class MMUIntervalNotifier: @unchecked Sendable, CustomStringConvertible {
 
     /// Linux `mmu_interval_notifier_insert_locked`: as ``insert(_:start:length:ops:)`` with
     /// `mmap_lock` already held for write.
-    public func insertLocked(_ mm: MMStruct, start: UInt64, length: UInt64, ops: MMUIntervalNotifierOps) async -> Errno? {
+    public nonisolated(nonsending) func insertLocked(_ mm: MMStruct, start: UInt64, length: UInt64, ops: MMUIntervalNotifierOps) async -> Errno? {
         mm.notifierAssertWriteLocked("mmu_interval_notifier_insert_locked")
         if mm.notifierSubscriptions?.hasItree != true {
             if let e = await MMUNotifier.registerLocked(nil, mm) { return e }
@@ -81,7 +81,7 @@ open class MMUIntervalNotifier: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// `__mmu_interval_notifier_insert`.
-    private func insertPrepared(_ mm: MMStruct, start: UInt64, length: UInt64, ops: MMUIntervalNotifierOps) async -> Errno? {
+    private nonisolated(nonsending) func insertPrepared(_ mm: MMStruct, start: UInt64, length: UInt64, ops: MMUIntervalNotifierOps) async -> Errno? {
         guard let subs = mm.notifierSubscriptions else { return .EINVAL }
         // Linux's interval tree stores the inclusive last address.
         let (lastValue, overflow) = start.addingReportingOverflow(length &- 1)
@@ -122,7 +122,7 @@ open class MMUIntervalNotifier: @unchecked Sendable, CustomStringConvertible {
     /// Linux `mmu_interval_notifier_remove`: stops the callbacks. If an invalidation of the
     /// tree is running, waits until it ends (so no `invalidate` of this subscription runs
     /// after return); must not be called from an `invalidate` callback. Drops the mm.
-    public func remove(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func remove(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         guard let mm, let subs = mm.notifierSubscriptions else {
             let t = GuestTask.current
             t?.kernel.report(.mmuNotifierMisuse, task: t,
@@ -156,7 +156,7 @@ open class MMUIntervalNotifier: @unchecked Sendable, CustomStringConvertible {
     /// Linux `mmu_interval_read_begin`: the sequence to check later with
     /// ``readRetry(_:)``. Sleeps while an invalidation of this subscription's range is in
     /// progress. The result may already be stale; the caller's lock plus `readRetry` decide.
-    public func readBegin(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> UInt64 {
+    public nonisolated(nonsending) func readBegin(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async -> UInt64 {
         guard let mm, let subs = mm.notifierSubscriptions else { return 0 }
         await subs.lock.lock(site: "mmu_interval_read_begin")
         let seq = invalidateSeq
@@ -182,7 +182,7 @@ open class MMUIntervalNotifier: @unchecked Sendable, CustomStringConvertible {
 
 extension MMUNotifier {
     /// `mmu_notifier_register(NULL, mm)`: turns on interval-tree mode.
-    static func registerNull(_ mm: MMStruct) async -> Errno? {
+    static nonisolated(nonsending) func registerNull(_ mm: MMStruct) async -> Errno? {
         await mm.mmapLock.downWrite(site: "mmu_notifier_register")
         let ret = await registerLocked(nil, mm)
         await mm.mmapLock.upWrite(site: "mmu_notifier_register")
@@ -211,7 +211,7 @@ extension MMUNotifierSubscriptions {
 
     /// `mn_itree_inv_start_range`: counts the range as active; if it intersects the tree,
     /// makes the sequence odd. Returns the index of the first intersecting notifier.
-    func itreeInvStartRange(_ range: MMUNotifierRange) async -> (first: Int?, seq: UInt64) {
+    nonisolated(nonsending) func itreeInvStartRange(_ range: MMUNotifierRange) async -> (first: Int?, seq: UInt64) {
         await lock.lock(site: "mn_itree_inv_start_range")
         activeInvalidateRanges += 1
         let last = range.end &- 1
@@ -225,7 +225,7 @@ extension MMUNotifierSubscriptions {
     /// `mn_itree_invalidate`: every intersecting interval notifier's `invalidate`, in
     /// start order. One refusing a non-blockable range ends the section and makes the
     /// whole start fail with -EAGAIN (the caller then must not call end).
-    func itreeInvalidate(_ range: MMUNotifierRange) async -> Errno? {
+    nonisolated(nonsending) func itreeInvalidate(_ range: MMUNotifierRange) async -> Errno? {
         let (first, seq) = await itreeInvStartRange(range)
         guard var i = first else { return nil }
         let last = range.end &- 1
@@ -254,7 +254,7 @@ extension MMUNotifierSubscriptions {
 
     /// `mn_itree_inv_end`: the last active range to end makes the sequence even, applies
     /// the deferred inserts and removes, and wakes readers and removers.
-    func itreeInvEnd() async {
+    nonisolated(nonsending) func itreeInvEnd() async {
         await lock.lock(site: "mn_itree_inv_end")
         if activeInvalidateRanges > 0 { activeInvalidateRanges -= 1 }
         guard activeInvalidateRanges == 0, isItreeInvalidating else {
@@ -272,7 +272,7 @@ extension MMUNotifierSubscriptions {
     }
 
     /// `mn_itree_release`: one blockable RELEASE invalidation of everything.
-    func itreeRelease(_ mm: MMStruct) async {
+    nonisolated(nonsending) func itreeRelease(_ mm: MMStruct) async {
         let range = MMUNotifierRange(mm: mm, start: 0, end: .max, event: .release, blockable: true)
         let (first, seq) = await itreeInvStartRange(range)
         if var i = first {

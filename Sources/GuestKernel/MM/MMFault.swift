@@ -33,7 +33,7 @@ extension MMStruct {
     /// page fault (`do_page_fault`: mmap_lock for read, the VMA and its permissions,
     /// `handle_mm_fault`), which maps the page and retries, or ends in SIGSEGV (returned
     /// as a value). The mm is made current on the task's CPU first (ASID switch).
-    public func access(_ address: UInt64, _ kind: UserAccess = .read) async -> AccessResult {
+    public nonisolated(nonsending) func access(_ address: UInt64, _ kind: UserAccess = .read) async -> AccessResult {
         let task = kernel.current
         if let task { switchIn(cpu: task.cpu) }
         guard address < TranslationRegime.taskSize else { return .segv(.mapErr) }
@@ -42,15 +42,19 @@ extension MMStruct {
         // tables in between, fault again (bounded).
         for _ in 0..<4 {
             let since = kernel.now
-            await mmapLock.downRead()
+            // The task is passed down rather than looked up again (a task-local read) by
+            // each primitive: this is the hottest path of the mm layer.
+            let t = task ?? kernel.requireTask("down_read")
+            let lockSite = CallSite(#function, #fileID, #line)
+            if !mmapLock.downReadUncontended(t, lockSite) { await mmapLock.downRead(t, lockSite) }
             var failure: AccessResult?
             if isExiting {
                 failure = .segv(.mapErr)
             } else if let v = vmaContaining(address) {
                 if MMStruct.vmaAllows(v, kind) {
                     faults += 1
-                    if manager.config.faultCycles > 0, task != nil {
-                        await kernel.spend(cycles: manager.config.faultCycles)
+                    if manager.config.faultCycles > 0 {
+                        await kernel.spend(t, cycles: manager.config.faultCycles)
                     }
                     switch handlePTEFault(v, address, write: kind == .write) {
                     case .done: break
@@ -64,7 +68,7 @@ extension MMStruct {
             } else {
                 failure = .segv(.mapErr)
             }
-            await mmapLock.upRead()
+            if mmapLock.upReadNow(t, CallSite(#function, #fileID, #line)) { await kernel.preemptionPoint() }
             section(.fault, "page fault", since: since)
             if let failure { return failure }
             if let pa = hardwareAccess(address, kind) { return .ok(pa, faulted: true) }
@@ -119,7 +123,7 @@ extension MMStruct {
     /// check, `handle_mm_fault` with FAULT_FLAG_REMOTE, unlock, `mmput`. Nil for
     /// `IOMMU_PAGE_RESP_SUCCESS`; `-EFAULT` (respond INVALID) when the mm is gone, no VMA
     /// covers the address or it forbids the access; `-ENOMEM` when no page was left.
-    public func handleDeviceFault(_ address: UInt64, _ kind: UserAccess) async -> Errno? {
+    public nonisolated(nonsending) func handleDeviceFault(_ address: UInt64, _ kind: UserAccess) async -> Errno? {
         let since = kernel.now
         defer { section(.fault, "iommu_sva_handle_mm", since: since) }
         guard address < TranslationRegime.taskSize, await mmgetNotZero() else { return .EFAULT }
@@ -156,7 +160,7 @@ extension MMStruct {
     /// (read or write) by the caller. Maps a missing page (zero page for reads of private
     /// memory, a new page for writes, the shared object's page for shared memory, the
     /// swapped-out contents), breaks copy-on-write, or marks the entry young/dirty.
-    func handleMMFault(_ v: VMArea, _ address: UInt64, write: Bool) async -> FaultOutcome {
+    nonisolated(nonsending) func handleMMFault(_ v: VMArea, _ address: UInt64, write: Bool) async -> FaultOutcome {
         switch handlePTEFault(v, address, write: write) {
         case .done: return .done
         case .oom: return .oom
@@ -226,7 +230,7 @@ extension MMStruct {
     /// `do_wp_page`: a write to a write-protected private page. The only user of a page
     /// reuses it; otherwise `wp_page_copy` copies it (or takes a zeroed page for the zero
     /// page) and switches the PTE under a CLEAR range on that one page.
-    private func doWPPage(_ v: VMArea, _ va: UInt64, _ slot: PhysAddr, _ p: PTE) async -> FaultOutcome {
+    private nonisolated(nonsending) func doWPPage(_ v: VMArea, _ va: UInt64, _ slot: PhysAddr, _ p: PTE) async -> FaultOutcome {
         let pages = manager.pages
         if !p.isSpecial && pages.refcount(p.address) == 1 {
             setPTE(slot, old: p, new: makePTE(p.address, flags: v.flags, writable: true, dirty: true, young: true))
@@ -265,7 +269,7 @@ extension MMStruct {
     }
 
     /// `copy_user_highpage`: copies a page's bytes, charging the copy to the CPU.
-    func copyPage(from src: PhysAddr, to dst: PhysAddr) async {
+    nonisolated(nonsending) func copyPage(from src: PhysAddr, to dst: PhysAddr) async {
         let memory = manager.memory
         if memory.isAllocated(src), let bytes = try? memory.read(src, count: 4096) {
             try? memory.write(bytes, at: dst)
@@ -278,14 +282,14 @@ extension MMStruct {
 
     /// Stores a 64-bit value at `address` as the running task (faulting as needed).
     /// `address` must be 8-byte aligned.
-    public func store64(_ value: UInt64, at address: UInt64) async -> AccessResult {
+    public nonisolated(nonsending) func store64(_ value: UInt64, at address: UInt64) async -> AccessResult {
         let r = await access(address & ~7, .write)
         if let pa = r.physicalAddress { try? manager.memory.write64(value, at: pa) }
         return r
     }
 
     /// Loads a 64-bit value from `address` as the running task; nil on SIGSEGV or OOM.
-    public func load64(at address: UInt64) async -> UInt64? {
+    public nonisolated(nonsending) func load64(at address: UInt64) async -> UInt64? {
         guard let pa = await access(address & ~7, .read).physicalAddress else { return nil }
         return try? manager.memory.read64(pa)
     }

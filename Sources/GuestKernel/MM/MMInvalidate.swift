@@ -10,11 +10,7 @@ import SimKernel
 extension Kernel {
     /// Whether anyone besides the diagnostics collector and lockdep watches: the mm layer
     /// builds `.section` and `.mmStep` events only then.
-    var wantsMMEvents: Bool {
-        // Identity compares, not casts: this runs on every fault.
-        for o in observers where o !== diagnosticsCollector && o !== lockdep { return true }
-        return false
-    }
+    var wantsMMEvents: Bool { !onlyCoreObservers }
 }
 
 /// A PTE to build from a VMA's flags (`mk_pte` with `vma->vm_page_prot`, plus
@@ -59,7 +55,7 @@ extension MMStruct {
 
     /// `flush_tlb_range` (or `flush_tlb_mm` for [0, UInt64.max)): CPU cycles for the TLBIs
     /// and the DSB, then `arch_invalidate_secondary_tlbs` for the same range.
-    func flushTLBRange(_ start: UInt64, _ end: UInt64) async {
+    nonisolated(nonsending) func flushTLBRange(_ start: UInt64, _ end: UInt64) async {
         let pages = end == UInt64.max ? manager.config.maxTLBIOps &+ 1 : (end &- start) >> 12
         let cycles = manager.tlbFlushCycles(pages: pages)
         if cycles > 0, kernel.current != nil { await kernel.spend(cycles: cycles) }
@@ -81,8 +77,8 @@ extension MMStruct {
     /// `invalidate_range_start`), returns the entries it changed and appends the pages to
     /// release. Returns `-EAGAIN` (and changes nothing) when a non-blockable start is
     /// refused.
-    func changeUnderNotifier(_ start: UInt64, _ end: UInt64, _ event: MMUNotifyEvent, blockable: Bool = true,
-                             _ change: (inout [PhysAddr]) -> Int) async -> Errno? {
+    nonisolated(nonsending) func changeUnderNotifier(_ start: UInt64, _ end: UInt64, _ event: MMUNotifyEvent, blockable: Bool = true,
+                                                     _ change: (inout [PhysAddr]) -> Int) async -> Errno? {
         let notify = hasNotifiers
         let range = MMUNotifierRange(mm: self, start: start, end: end, event: event, blockable: blockable)
         if notify, let e = await notifierInvalidateRangeStart(range) { return e }

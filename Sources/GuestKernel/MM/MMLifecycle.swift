@@ -7,32 +7,32 @@ import SimKernel
 
 extension MMStruct {
     /// Linux `mmget`: another user of the address space.
-    public func mmget(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func mmget(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         await users.inc(site: site, file: file, line: line)
     }
 
     /// Linux `mmget_not_zero`: false once the last user is gone (the mm is exiting).
-    public func mmgetNotZero(site: StaticString = #function, file: StaticString = #fileID,
-                             line: UInt = #line) async -> Bool {
+    public nonisolated(nonsending) func mmgetNotZero(site: StaticString = #function, file: StaticString = #fileID,
+                                                     line: UInt = #line) async -> Bool {
         await users.incNotZero(site: site, file: file, line: line)
     }
 
     /// Linux `mmput`: the last user tears the mappings down (`exit_mmap`) and drops the
     /// users' collective `mm_count` reference.
-    public func mmput(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func mmput(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         guard await users.decAndTest(site: site, file: file, line: line) else { return }
         await exitMmap()
         await mmdrop(site: site, file: file, line: line)
     }
 
     /// Linux `mmgrab`: keeps the structure (not the mappings) alive.
-    public func mmgrab(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func mmgrab(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         await count.inc(site: site, file: file, line: line)
     }
 
     /// Linux `mmdrop`: the last reference frees the structure (`__mmdrop`: `pgd_free`,
     /// `mmu_notifier_subscriptions_destroy`).
-    public func mmdrop(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func mmdrop(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         guard await count.decAndTest(site: site, file: file, line: line) else { return }
         notifierSubscriptionsDestroy()
         manager.pages.putPage(pgd)
@@ -45,7 +45,7 @@ extension MMStruct {
 
     /// Linux `exit_mm` for the running task: it lets go of its address space (`current->mm
     /// = NULL`, `mmput`).
-    public func exitMM() async {
+    public nonisolated(nonsending) func exitMM() async {
         if let t = kernel.current, t.mm === self { t.mm = nil }
         await mmput()
     }
@@ -53,7 +53,7 @@ extension MMStruct {
     /// Linux `exit_mmap`: notifier release first, then every mapping goes in one UNMAP
     /// range over the whole address space, the page tables below the pgd are freed, the
     /// TLB is flushed by ASID, and the pages are given back.
-    func exitMmap() async {
+    nonisolated(nonsending) func exitMmap() async {
         let since = kernel.now
         if hasNotifiers { await notifierRelease() }
         await mmapLock.downWrite()
@@ -83,7 +83,7 @@ extension MMStruct {
     /// Linux flushes the parent once (`flush_tlb_mm`) after all VMAs, after the notifier
     /// ranges ended; here each VMA's flush comes inside its range, in the order every other
     /// change follows.
-    public func dupMMap() async -> Result<MMStruct, Errno> {
+    public nonisolated(nonsending) func dupMMap() async -> Result<MMStruct, Errno> {
         guard let child = manager.mmAlloc() else { return .failure(.ENOMEM) }
         await mmapLock.downWrite()
         await child.mmapLock.downWrite()
@@ -147,8 +147,8 @@ extension MMStruct {
 extension MemoryManager {
     /// Linux `fork` (`kernel_clone` → `copy_mm` → `dup_mm`): starts a child user task with
     /// a copy of `parent`'s address space; the child runs `body` and then exits its mm.
-    public func fork(_ parent: MMStruct, name: String, cpu: Int? = nil,
-                     _ body: @escaping @Sendable (MMStruct) async -> Void) async -> Result<(GuestTask, MMStruct), Errno> {
+    public nonisolated(nonsending) func fork(_ parent: MMStruct, name: String, cpu: Int? = nil,
+                                             _ body: @escaping @Sendable (MMStruct) async -> Void) async -> Result<(GuestTask, MMStruct), Errno> {
         let since = kernel.now
         let r = await parent.dupMMap()
         parent.section(.syscall, "fork", since: since)

@@ -19,7 +19,7 @@ extension MMStruct {
     /// page freed after the range ends. Returns the pages reclaimed. A page found young
     /// goes on a later pass if it is not used again.
     @discardableResult
-    public func reclaim(_ start: UInt64 = 0, _ end: UInt64 = TranslationRegime.taskSize) async -> Int {
+    public nonisolated(nonsending) func reclaim(_ start: UInt64 = 0, _ end: UInt64 = TranslationRegime.taskSize) async -> Int {
         let since = kernel.now
         defer { section(.mm, "reclaim", since: since) }
         await mmapLock.downRead()
@@ -35,7 +35,7 @@ extension MMStruct {
         return reclaimed
     }
 
-    private func reclaimOne(_ va: UInt64) async -> Bool {
+    private nonisolated(nonsending) func reclaimOne(_ va: UInt64) async -> Bool {
         guard let slot = pteSlot(va) else { return false }
         let p = PTE(rawValue: readEntry(slot))
         guard p.isPresent, !p.isSpecial else { return false }
@@ -78,7 +78,7 @@ extension MMStruct {
     /// The CPU TLB may keep a translation with AF set until its next flush, which only
     /// delays the next update of AF, as in Linux.
     @discardableResult
-    public func clearYoung(_ start: UInt64, _ end: UInt64) async -> Int {
+    public nonisolated(nonsending) func clearYoung(_ start: UInt64, _ end: UInt64) async -> Int {
         let since = kernel.now
         defer { section(.mm, "lru_gen_walk", since: since) }
         await mmapLock.downRead()
@@ -103,7 +103,7 @@ extension MMStruct {
     /// Whether the page at `address` was accessed since it was last aged, without clearing
     /// anything (`folio_test_young` for page-idle tracking: the PTE's AF, or else
     /// `mmu_notifier_test_young`). False when nothing is mapped there.
-    public func testYoung(at address: UInt64) async -> Bool {
+    public nonisolated(nonsending) func testYoung(at address: UInt64) async -> Bool {
         let p = pte(at: address & ~MMStruct.pageMask)
         guard p.isPresent else { return false }
         if p.isYoung { return true }
@@ -115,7 +115,7 @@ extension MMStruct {
     /// MIGRATE range the contents are copied and the PTE switched, the TLB flushed, and the
     /// old page freed after the range ends. `-ENOENT` when nothing is mapped there (or the
     /// zero page), `-EBUSY` for a page other mappings share, `-ENOMEM` without a free page.
-    public func migratePage(at address: UInt64) async -> Errno? {
+    public nonisolated(nonsending) func migratePage(at address: UInt64) async -> Errno? {
         let since = kernel.now
         defer { section(.mm, "migrate_pages", since: since) }
         let va = address & ~MMStruct.pageMask
@@ -125,7 +125,7 @@ extension MMStruct {
         return result
     }
 
-    private func migrateLocked(_ va: UInt64) async -> Errno? {
+    private nonisolated(nonsending) func migrateLocked(_ va: UInt64) async -> Errno? {
         guard va < TranslationRegime.taskSize, let slot = pteSlot(va) else { return .ENOENT }
         let p = PTE(rawValue: readEntry(slot))
         guard p.isPresent, !p.isSpecial else { return .ENOENT }
@@ -164,7 +164,7 @@ extension MMStruct {
     /// non-blockable UNMAP ranges. A VMA whose range a notifier refuses with `-EAGAIN` is
     /// left untouched (no PTE changes, no range end) and the result is `-EAGAIN`, so the
     /// reaper retries later.
-    public func oomReap() async -> Errno? {
+    public nonisolated(nonsending) func oomReap() async -> Errno? {
         let since = kernel.now
         defer { section(.mm, "oom_reaper", since: since) }
         guard await mmapLock.downReadTrylock() else { return .EAGAIN }

@@ -45,6 +45,14 @@ public final class MMStruct: GuestMM, @unchecked Sendable, CustomStringConvertib
     @exclusivity(unchecked) public internal(set) var isExiting = false
     /// Set once `__mmdrop` freed the structure.
     @exclusivity(unchecked) public internal(set) var isFreed = false
+    /// A one-entry memo of the software walk: the level-3 table that maps the 2 MiB region
+    /// `walkMemoRegion` (`va >> 21`; `UInt64.max` when empty). A fault walks the tables three
+    /// times (the failed hardware walk, `handle_mm_fault`, the retried access); the memo
+    /// saves the three upper-level reads of the later walks. Sound because only
+    /// PageTable.swift writes table descriptors: allocation only fills empty entries, and
+    /// `free_pgtables`, the one place that clears them, empties the memo.
+    @exclusivity(unchecked) var walkMemoRegion = UInt64.max
+    @exclusivity(unchecked) var walkMemoTable = PhysAddr(0)
 
     init(manager: MemoryManager, id: Int, pgd: PhysAddr) {
         self.kernel = manager.kernel

@@ -64,7 +64,7 @@ extension MMStruct {
     /// address; `-ENOMEM` when the length overflows, no gap is free, the VMA limit is
     /// reached, or a fixed range leaves user space; `-EPERM` below `mmap_min_addr`;
     /// `-EEXIST` for `MAP_FIXED_NOREPLACE` over a mapping.
-    public func mmap(_ addr: UInt64 = 0, length: UInt64, prot: Prot, flags: MapFlags) async -> Result<UInt64, Errno> {
+    public nonisolated(nonsending) func mmap(_ addr: UInt64 = 0, length: UInt64, prot: Prot, flags: MapFlags) async -> Result<UInt64, Errno> {
         let since = kernel.now
         let r = await doMmap(addr, length, prot, flags)
         if case .success(let start) = r, flags.contains(.populate), let len = MMStruct.pageAlign(length) {
@@ -74,7 +74,7 @@ extension MMStruct {
         return r
     }
 
-    private func doMmap(_ hint: UInt64, _ length: UInt64, _ prot: Prot, _ flags: MapFlags) async -> Result<UInt64, Errno> {
+    private nonisolated(nonsending) func doMmap(_ hint: UInt64, _ length: UInt64, _ prot: Prot, _ flags: MapFlags) async -> Result<UInt64, Errno> {
         guard flags.contains(.anonymous) else { return .failure(.EBADF) }
         guard flags.contains(.shared) != flags.contains(.private) else { return .failure(.EINVAL) }
         guard length > 0 else { return .failure(.EINVAL) }
@@ -135,7 +135,7 @@ extension MMStruct {
 
     /// `mm_populate`: faults in [start, end) as `MAP_POPULATE` does (write faults for
     /// writable private memory, read faults otherwise).
-    func populate(_ start: UInt64, _ end: UInt64) async {
+    nonisolated(nonsending) func populate(_ start: UInt64, _ end: UInt64) async {
         var va = start
         while va < end {
             let v = vmaContaining(va)
@@ -150,7 +150,7 @@ extension MMStruct {
     /// Linux `munmap` (`__vm_munmap`): `-EINVAL` for an unaligned address, a zero length or
     /// a range outside user space; `-ENOMEM` if splitting a VMA would pass the VMA limit.
     /// Unmapping nothing succeeds.
-    public func munmap(_ addr: UInt64, length: UInt64) async -> Errno? {
+    public nonisolated(nonsending) func munmap(_ addr: UInt64, length: UInt64) async -> Errno? {
         let since = kernel.now
         defer { section(.syscall, "munmap", since: since) }
         guard addr & MMStruct.pageMask == 0, length > 0, let len = MMStruct.pageAlign(length),
@@ -167,7 +167,7 @@ extension MMStruct {
 
     /// `do_vmi_munmap` with mmap_lock held for write, keeping it (mmap's `MAP_FIXED`,
     /// mremap).
-    func doMunmap(_ start: UInt64, _ end: UInt64) async -> Errno? {
+    nonisolated(nonsending) func doMunmap(_ start: UInt64, _ end: UInt64) async -> Errno? {
         await vmiMunmap(start, end, downgrade: false).error
     }
 
@@ -176,7 +176,7 @@ extension MMStruct {
     /// munmap syscall, Linux 4.20 and later) the lock is downgraded to read once the VMAs
     /// are detached, so faults elsewhere in the mm proceed during the unmapping; the result
     /// says which unlock the caller owes.
-    private func vmiMunmap(_ start: UInt64, _ end: UInt64, downgrade: Bool) async -> (error: Errno?, downgraded: Bool) {
+    private nonisolated(nonsending) func vmiMunmap(_ start: UInt64, _ end: UInt64, downgrade: Bool) async -> (error: Errno?, downgraded: Bool) {
         let first = vmaIndex(after: start)
         guard first < vmas.count, vmas[first].start < end else { return (nil, false) }
         let splits = (vmas[first].start < start && vmas[first].end > end) ? 1 : 0
@@ -212,7 +212,7 @@ extension MMStruct {
     /// Linux) or past the VMA limit, `-EACCES` for a protection the VMA may not get.
     /// Present PTEs change under a PROTECTION_VMA range; a private page becomes writable
     /// only when this mapping is its only user, otherwise the next write faults (COW).
-    public func mprotect(_ addr: UInt64, length: UInt64, prot: Prot) async -> Errno? {
+    public nonisolated(nonsending) func mprotect(_ addr: UInt64, length: UInt64, prot: Prot) async -> Errno? {
         let since = kernel.now
         defer { section(.syscall, "mprotect", since: since) }
         guard addr & MMStruct.pageMask == 0 else { return .EINVAL }
@@ -242,7 +242,7 @@ extension MMStruct {
     }
 
     /// `mprotect_fixup` for [start, end), which lies in one VMA.
-    private func mprotectFixup(_ start: UInt64, _ end: UInt64, _ newFlags: VMFlags) async -> Errno? {
+    private nonisolated(nonsending) func mprotectFixup(_ start: UInt64, _ end: UInt64, _ newFlags: VMFlags) async -> Errno? {
         guard let v = vmaContaining(start), v.flags != newFlags else { return nil }
         let splits = (v.start < start ? 1 : 0) + (v.end > end ? 1 : 0)
         if vmas.count + splits > manager.config.maxMapCount { return .ENOMEM }
@@ -289,7 +289,7 @@ extension MMStruct {
     /// keeps its data in the shared object. `-EINVAL` for an unaligned address or a range
     /// that wraps; `-ENOMEM` if part of the range is unmapped (the mapped parts are still
     /// zapped).
-    public func madvise(_ addr: UInt64, length: UInt64, advice: MadviseAdvice) async -> Errno? {
+    public nonisolated(nonsending) func madvise(_ addr: UInt64, length: UInt64, advice: MadviseAdvice) async -> Errno? {
         let since = kernel.now
         defer { section(.syscall, "madvise", since: since) }
         guard addr & MMStruct.pageMask == 0 else { return .EINVAL }
@@ -323,8 +323,8 @@ extension MMStruct {
     /// overlapping fixed ranges; `-EFAULT` when the old range is not inside one VMA;
     /// `-ENOMEM` when it cannot grow or move. An old length of 0 (duplicate a shared
     /// mapping) is not modelled and returns `-EINVAL`.
-    public func mremap(_ addr: UInt64, oldLength: UInt64, newLength: UInt64, flags: MremapFlags = [],
-                       newAddress: UInt64 = 0) async -> Result<UInt64, Errno> {
+    public nonisolated(nonsending) func mremap(_ addr: UInt64, oldLength: UInt64, newLength: UInt64, flags: MremapFlags = [],
+                                               newAddress: UInt64 = 0) async -> Result<UInt64, Errno> {
         let since = kernel.now
         defer { section(.syscall, "mremap", since: since) }
         if flags.contains(.fixed) && !flags.contains(.mayMove) { return .failure(.EINVAL) }
@@ -338,8 +338,8 @@ extension MMStruct {
         return r
     }
 
-    private func mremapLocked(_ addr: UInt64, _ oldLen0: UInt64, _ newLen: UInt64, _ flags: MremapFlags,
-                              _ newAddr: UInt64) async -> Result<UInt64, Errno> {
+    private nonisolated(nonsending) func mremapLocked(_ addr: UInt64, _ oldLen0: UInt64, _ newLen: UInt64, _ flags: MremapFlags,
+                                                      _ newAddr: UInt64) async -> Result<UInt64, Errno> {
         var oldLen = oldLen0
         if flags.contains(.fixed) {
             guard newAddr & MMStruct.pageMask == 0, newAddr <= TranslationRegime.taskSize - newLen else {
@@ -374,7 +374,7 @@ extension MMStruct {
 
     /// `move_vma`: a new VMA at `to`, the PTEs moved there (`move_page_tables`) under an
     /// UNMAP range on the old addresses, then the old range unmapped.
-    private func moveVMA(_ addr: UInt64, _ oldLen: UInt64, _ newLen: UInt64, to: UInt64) async -> Result<UInt64, Errno> {
+    private nonisolated(nonsending) func moveVMA(_ addr: UInt64, _ oldLen: UInt64, _ newLen: UInt64, to: UInt64) async -> Result<UInt64, Errno> {
         guard let v = vmaContaining(addr) else { return .failure(.EFAULT) }
         if vmas.count + 3 > manager.config.maxMapCount { return .failure(.ENOMEM) }
         // Tables for the destination first, so the move cannot fail halfway.

@@ -38,21 +38,21 @@ public enum MMUNotifierEAGAINRule: String, Sendable, Hashable, CustomStringConve
 /// optional. The identity of the ops object is what `mmu_notifier_get` matches on (Linux
 /// compares the ops pointer), so create one per driver and reuse it.
 public final class MMUNotifierOps: @unchecked Sendable, CustomStringConvertible {
-    public typealias Release = @Sendable (MMUNotifier, MMStruct) async -> Void
+    public typealias Release = nonisolated(nonsending) @Sendable (MMUNotifier, MMStruct) async -> Void
     /// Returns nil for success, or the error (only -EAGAIN, and only for a non-blockable range).
-    public typealias InvalidateRangeStart = @Sendable (MMUNotifier, MMUNotifierRange) async -> Errno?
-    public typealias InvalidateRangeEnd = @Sendable (MMUNotifier, MMUNotifierRange) async -> Void
+    public typealias InvalidateRangeStart = nonisolated(nonsending) @Sendable (MMUNotifier, MMUNotifierRange) async -> Errno?
+    public typealias InvalidateRangeEnd = nonisolated(nonsending) @Sendable (MMUNotifier, MMUNotifierRange) async -> Void
     /// (subscription, mm, start, end): `end` is exclusive.
-    public typealias ArchInvalidateSecondaryTLBs = @Sendable (MMUNotifier, MMStruct, UInt64, UInt64) async -> Void
+    public typealias ArchInvalidateSecondaryTLBs = nonisolated(nonsending) @Sendable (MMUNotifier, MMStruct, UInt64, UInt64) async -> Void
     /// (subscription, mm, start, end) → young.
-    public typealias ClearYoung = @Sendable (MMUNotifier, MMStruct, UInt64, UInt64) async -> Bool
+    public typealias ClearYoung = nonisolated(nonsending) @Sendable (MMUNotifier, MMStruct, UInt64, UInt64) async -> Bool
     /// (subscription, mm, address) → young.
-    public typealias TestYoung = @Sendable (MMUNotifier, MMStruct, UInt64) async -> Bool
+    public typealias TestYoung = nonisolated(nonsending) @Sendable (MMUNotifier, MMStruct, UInt64) async -> Bool
     /// (subscription, mm, address, new pte).
-    public typealias ChangePTE = @Sendable (MMUNotifier, MMStruct, UInt64, UInt64) async -> Void
+    public typealias ChangePTE = nonisolated(nonsending) @Sendable (MMUNotifier, MMStruct, UInt64, UInt64) async -> Void
     /// (mm, privdata) → a fully initialised subscription, or an error.
-    public typealias AllocNotifier = @Sendable (MMStruct, (any Sendable)?) async -> Result<MMUNotifier, Errno>
-    public typealias FreeNotifier = @Sendable (MMUNotifier) async -> Void
+    public typealias AllocNotifier = nonisolated(nonsending) @Sendable (MMStruct, (any Sendable)?) async -> Result<MMUNotifier, Errno>
+    public typealias FreeNotifier = nonisolated(nonsending) @Sendable (MMUNotifier) async -> Void
 
     /// The driver's name, used in slices and diagnostics ("kvm", "arm_smmu_sva").
     public let name: String
@@ -221,8 +221,8 @@ extension Kernel {
 
     /// Linux `mmu_notifier_synchronize`: waits until every `mmu_notifier_put` free queued
     /// before the call has run. Modules call it on exit.
-    public func mmuNotifierSynchronize(site: StaticString = #function, file: StaticString = #fileID,
-                                       line: UInt = #line) async {
+    public nonisolated(nonsending) func mmuNotifierSynchronize(site: StaticString = #function, file: StaticString = #fileID,
+                                                               line: UInt = #line) async {
         let srcu = mmuNotifierSRCU
         await srcu.synchronize(site: site, file: file, line: line)
         // Linux's synchronize_srcu is what mmu_notifier_synchronize uses; its documented
@@ -234,12 +234,12 @@ extension Kernel {
 
 extension MMStruct {
     /// `mmgrab` on behalf of a subscription.
-    func notifierMMGrab() async {
+    nonisolated(nonsending) func notifierMMGrab() async {
         await mmgrab(site: "mmgrab")
     }
 
     /// `mmdrop` on behalf of a subscription (the last one frees the subscriptions with the mm).
-    func notifierMMDrop() async {
+    nonisolated(nonsending) func notifierMMDrop() async {
         await mmdrop(site: "mmdrop")
     }
 
@@ -266,8 +266,8 @@ extension MMUNotifier {
     /// Linux `mmu_notifier_register`: takes `mmap_lock` for write and registers. The caller
     /// must hold an `mm_users` reference and must not hold `mmap_lock`. Returns nil or the
     /// error (-ENOMEM, -EINVAL).
-    public func register(_ mm: MMStruct, site: StaticString = #function, file: StaticString = #fileID,
-                         line: UInt = #line) async -> Errno? {
+    public nonisolated(nonsending) func register(_ mm: MMStruct, site: StaticString = #function, file: StaticString = #fileID,
+                                                 line: UInt = #line) async -> Errno? {
         await mm.mmapLock.downWrite(site: site, file: file, line: line)
         let ret = await MMUNotifier.registerLocked(self, mm)
         await mm.mmapLock.upWrite(site: site, file: file, line: line)
@@ -276,12 +276,12 @@ extension MMUNotifier {
 
     /// Linux `__mmu_notifier_register`: the caller holds `mmap_lock` for write (reported if
     /// not) and an `mm_users` reference.
-    public func registerLocked(_ mm: MMStruct) async -> Errno? {
+    public nonisolated(nonsending) func registerLocked(_ mm: MMStruct) async -> Errno? {
         await MMUNotifier.registerLocked(self, mm)
     }
 
     /// `__mmu_notifier_register(subscription or NULL, mm)`; NULL turns on interval-tree mode.
-    static func registerLocked(_ sub: MMUNotifier?, _ mm: MMStruct) async -> Errno? {
+    static nonisolated(nonsending) func registerLocked(_ sub: MMUNotifier?, _ mm: MMStruct) async -> Errno? {
         let kernel = mm.kernel
         mm.notifierAssertWriteLocked("__mmu_notifier_register")
         guard mm.users.value > 0 else {
@@ -345,9 +345,9 @@ extension MMUNotifier {
 
     /// Linux `mmu_notifier_get`: takes `mmap_lock` for write around
     /// ``getLocked(_:_:privdata:)``.
-    public static func get(_ ops: MMUNotifierOps, _ mm: MMStruct, privdata: (any Sendable)? = nil,
-                           site: StaticString = #function, file: StaticString = #fileID,
-                           line: UInt = #line) async -> Result<MMUNotifier, Errno> {
+    public static nonisolated(nonsending) func get(_ ops: MMUNotifierOps, _ mm: MMStruct, privdata: (any Sendable)? = nil,
+                                                   site: StaticString = #function, file: StaticString = #fileID,
+                                                   line: UInt = #line) async -> Result<MMUNotifier, Errno> {
         await mm.mmapLock.downWrite(site: site, file: file, line: line)
         let ret = await getLocked(ops, mm, privdata: privdata)
         await mm.mmapLock.upWrite(site: site, file: file, line: line)
@@ -359,8 +359,8 @@ extension MMUNotifier {
     /// `ops.allocNotifier(mm, privdata)` and only then registered (published), so no
     /// invalidation can see it half built. An existing subscription is returned whatever
     /// `privdata` is: it identifies nothing, it only initialises a new subscription.
-    public static func getLocked(_ ops: MMUNotifierOps, _ mm: MMStruct,
-                                 privdata: (any Sendable)? = nil) async -> Result<MMUNotifier, Errno> {
+    public static nonisolated(nonsending) func getLocked(_ ops: MMUNotifierOps, _ mm: MMStruct,
+                                                         privdata: (any Sendable)? = nil) async -> Result<MMUNotifier, Errno> {
         mm.notifierAssertWriteLocked("mmu_notifier_get_locked")
         if let subs = mm.notifierSubscriptions {
             await subs.lock.lock(site: "find_get_mmu_notifier")
@@ -399,7 +399,7 @@ extension MMUNotifier {
     /// subscription and, after an SRCU grace period, calls `free_notifier` and drops the mm.
     /// `release` is not called on this path: the driver must already have torn down its
     /// secondary mappings.
-    public func put(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
+    public nonisolated(nonsending) func put(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         guard let mm, let subs = mm.notifierSubscriptions else {
             let t = GuestTask.current
             t?.kernel.report(.mmuNotifierMisuse, task: t,
@@ -433,8 +433,8 @@ extension MMUNotifier {
     /// Linux `mmu_notifier_unregister`: runs `release` if `exit_mmap` has not, unhashes,
     /// waits for every callback in flight (including a release started by `exit_mmap`),
     /// and drops the mm. No callback of this subscription runs after it returns.
-    public func unregister(_ mm: MMStruct, site: StaticString = #function, file: StaticString = #fileID,
-                           line: UInt = #line) async {
+    public nonisolated(nonsending) func unregister(_ mm: MMStruct, site: StaticString = #function, file: StaticString = #fileID,
+                                                   line: UInt = #line) async {
         guard let subs = mm.notifierSubscriptions, self.mm === mm else {
             mm.notifierMisuse("mmu_notifier_unregister(\(self), \(mm)) of a subscription not registered on it")
             return
@@ -465,7 +465,7 @@ extension MMUNotifier {
     /// Linux `mmu_notifier_unregister_no_release` (removed in v5.x, kept for older drivers):
     /// unhashes without calling `release` and without waiting; the caller waits with
     /// `mmu_notifier_synchronize` (or frees through `call_srcu`) before freeing.
-    public func unregisterNoRelease(_ mm: MMStruct) async {
+    public nonisolated(nonsending) func unregisterNoRelease(_ mm: MMStruct) async {
         guard let subs = mm.notifierSubscriptions, self.mm === mm else {
             mm.notifierMisuse("mmu_notifier_unregister_no_release(\(self), \(mm)) of a subscription not registered on it")
             return

@@ -81,21 +81,23 @@ public final class MMUNotifierSubscriptions: @unchecked Sendable, CustomStringCo
 
     /// A non-blockable start refused: the range is closed (the caller will not call end).
     func startFailed(_ mm: MMStruct, _ range: MMUNotifierRange, _ e: Errno) -> Errno {
-        kernel.emit(.mmStep(.invalidateRangeEnd(mm: mm.id, start: range.start, end: range.end, event: range.event)),
-                    task: kernel.current, site: nil)
+        mm.emitStep(.invalidateRangeEnd(mm: mm.id, start: range.start, end: range.end, event: range.event))
         rangeFinished()
         return e
     }
 
     @inline(__always)
     func section(_ name: String, since: Tick) {
-        kernel.emit(.section(.notifier, name: name, since: since), task: kernel.current, site: nil)
+        // Checked first so that no task-local lookup happens while nobody traces.
+        if kernel.wantsMMEvents {
+            kernel.emit(.section(.notifier, name: name, since: since), task: kernel.current, site: nil)
+        }
     }
 
     // MARK: hlist
 
     /// `mn_hlist_invalidate_range_start`.
-    func hlistInvalidateRangeStart(_ range: MMUNotifierRange) async -> Errno? {
+    nonisolated(nonsending) func hlistInvalidateRangeStart(_ range: MMUNotifierRange) async -> Errno? {
         let srcu = core.srcu
         let idx = await srcu.readLock(site: "mn_hlist_invalidate_range_start")
         var ret: Errno?
@@ -136,7 +138,7 @@ public final class MMUNotifierSubscriptions: @unchecked Sendable, CustomStringCo
     }
 
     /// `mn_hlist_invalidate_end`.
-    func hlistInvalidateEnd(_ range: MMUNotifierRange) async {
+    nonisolated(nonsending) func hlistInvalidateEnd(_ range: MMUNotifierRange) async {
         let srcu = core.srcu
         let idx = await srcu.readLock(site: "mn_hlist_invalidate_end")
         for sub in list where sub.isHashed {
@@ -152,7 +154,7 @@ public final class MMUNotifierSubscriptions: @unchecked Sendable, CustomStringCo
 
     /// `mn_hlist_release`: every `release` (once per subscription), then unhash all, then
     /// wait for a release that `mmu_notifier_unregister` may be running.
-    func hlistRelease(_ mm: MMStruct) async {
+    nonisolated(nonsending) func hlistRelease(_ mm: MMStruct) async {
         let srcu = core.srcu
         let idx = await srcu.readLock(site: "mn_hlist_release")
         for sub in list where sub.isHashed && !sub.releaseClaimed {
@@ -180,11 +182,10 @@ extension MMStruct {
     /// a non-blockable start was refused — then the caller changes no PTE and does not call
     /// end. Interval notifiers are invalidated first; if one refuses, the list subscribers
     /// are not called.
-    public func notifierInvalidateRangeStart(_ range: MMUNotifierRange) async -> Errno? {
+    public nonisolated(nonsending) func notifierInvalidateRangeStart(_ range: MMUNotifierRange) async -> Errno? {
         guard let subs = notifierSubscriptions else { return nil }
         if range.blockable { kernel.mightSleep(site: "mmu_notifier_invalidate_range_start") }
-        kernel.emit(.mmStep(.invalidateRangeStart(mm: id, start: range.start, end: range.end, event: range.event)),
-                    task: kernel.current, site: nil)
+        emitStep(.invalidateRangeStart(mm: id, start: range.start, end: range.end, event: range.event))
         subs.rangesInProgress += 1
         if subs.hasItree, let e = await subs.itreeInvalidate(range) {
             // The tree refused (non-blockable only); its section is already ended and the
@@ -204,21 +205,20 @@ extension MMStruct {
 
     /// `mmu_notifier_invalidate_range_end`: interval notifiers' section ends (deferred tree
     /// updates happen), then every `invalidate_range_end`.
-    public func notifierInvalidateRangeEnd(_ range: MMUNotifierRange) async {
+    public nonisolated(nonsending) func notifierInvalidateRangeEnd(_ range: MMUNotifierRange) async {
         guard let subs = notifierSubscriptions else { return }
         if subs.hasItree { await subs.itreeInvEnd() }
         if !subs.list.isEmpty { await subs.hlistInvalidateEnd(range) }
-        kernel.emit(.mmStep(.invalidateRangeEnd(mm: id, start: range.start, end: range.end, event: range.event)),
-                    task: kernel.current, site: nil)
+        emitStep(.invalidateRangeEnd(mm: id, start: range.start, end: range.end, event: range.event))
         subs.rangeFinished()
     }
 
     /// `mmu_notifier_arch_invalidate_secondary_tlbs` ([start, end), `end` exclusive; a whole-mm
     /// flush passes 0 and `UInt64.max`): called by the arch TLB-flush code right after the CPU
     /// TLB invalidation. Callbacks must not sleep.
-    public func notifierArchInvalidateSecondaryTLBs(start: UInt64, end: UInt64) async {
+    public nonisolated(nonsending) func notifierArchInvalidateSecondaryTLBs(start: UInt64, end: UInt64) async {
         guard let subs = notifierSubscriptions else { return }
-        kernel.emit(.mmStep(.secondaryTLBInvalidate(mm: id, start: start, end: end)), task: kernel.current, site: nil)
+        emitStep(.secondaryTLBInvalidate(mm: id, start: start, end: end))
         let srcu = subs.core.srcu
         let idx = await srcu.readLock(site: "__mmu_notifier_arch_invalidate_secondary_tlbs")
         for sub in subs.list where sub.isHashed {
@@ -233,7 +233,7 @@ extension MMStruct {
     }
 
     /// `mmu_notifier_clear_flush_young`: OR of every subscriber's answer.
-    public func notifierClearFlushYoung(start: UInt64, end: UInt64) async -> Bool {
+    public nonisolated(nonsending) func notifierClearFlushYoung(start: UInt64, end: UInt64) async -> Bool {
         guard let subs = notifierSubscriptions else { return false }
         let srcu = subs.core.srcu
         let idx = await srcu.readLock(site: "__mmu_notifier_clear_flush_young")
@@ -249,7 +249,7 @@ extension MMStruct {
     }
 
     /// `mmu_notifier_clear_young`: OR of every subscriber's answer.
-    public func notifierClearYoung(start: UInt64, end: UInt64) async -> Bool {
+    public nonisolated(nonsending) func notifierClearYoung(start: UInt64, end: UInt64) async -> Bool {
         guard let subs = notifierSubscriptions else { return false }
         let srcu = subs.core.srcu
         let idx = await srcu.readLock(site: "__mmu_notifier_clear_young")
@@ -266,7 +266,7 @@ extension MMStruct {
 
     /// `mmu_notifier_test_young`: true at the first subscriber that answers young (the
     /// rest are not asked).
-    public func notifierTestYoung(address: UInt64) async -> Bool {
+    public nonisolated(nonsending) func notifierTestYoung(address: UInt64) async -> Bool {
         guard let subs = notifierSubscriptions else { return false }
         let srcu = subs.core.srcu
         let idx = await srcu.readLock(site: "__mmu_notifier_test_young")
@@ -284,7 +284,7 @@ extension MMStruct {
 
     /// `mmu_notifier_change_pte` (Linux ≤ v6.8): every subscriber learns the new PTE of
     /// `address`.
-    public func notifierChangePTE(address: UInt64, pte: UInt64) async {
+    public nonisolated(nonsending) func notifierChangePTE(address: UInt64, pte: UInt64) async {
         guard let subs = notifierSubscriptions else { return }
         let srcu = subs.core.srcu
         let idx = await srcu.readLock(site: "__mmu_notifier_change_pte")
@@ -301,7 +301,7 @@ extension MMStruct {
     /// RELEASE invalidation of the whole address space; list subscribers get `release`
     /// (unless `mmu_notifier_unregister` already ran it) and are unhashed; then it waits for
     /// a release that a concurrent unregister is running, so no page is freed under it.
-    public func notifierRelease() async {
+    public nonisolated(nonsending) func notifierRelease() async {
         guard let subs = notifierSubscriptions else { return }
         if subs.hasItree { await subs.itreeRelease(self) }
         if !subs.list.isEmpty { await subs.hlistRelease(self) }

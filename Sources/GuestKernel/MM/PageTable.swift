@@ -153,18 +153,24 @@ extension MMStruct {
     /// The physical address of the level-3 entry for `va`, or nil if a table on the way is
     /// missing (`pte_offset_map` after `pgd/p4d/pud/pmd_none` checks).
     func pteSlot(_ va: UInt64) -> PhysAddr? {
+        let region = va >> 21
+        if region == walkMemoRegion { return walkMemoTable &+ TranslationRegime.index(va, level: 3) &* 8 }
         var table = pgd
         for level in 0..<3 {
             let d = readEntry(table &+ TranslationRegime.index(va, level: level) &* 8)
             guard d & 3 == 3 else { return nil }
             table = PhysAddr(d & PTE.addressMask)
         }
+        walkMemoRegion = region
+        walkMemoTable = table
         return table &+ TranslationRegime.index(va, level: 3) &* 8
     }
 
     /// Like ``pteSlot(_:)`` but allocates missing tables (`__pte_alloc` and friends);
     /// nil when the page allocator is out of pages.
     func pteSlotAllocating(_ va: UInt64) -> PhysAddr? {
+        let region = va >> 21
+        if region == walkMemoRegion { return walkMemoTable &+ TranslationRegime.index(va, level: 3) &* 8 }
         var table = pgd
         for level in 0..<3 {
             let slot = table &+ TranslationRegime.index(va, level: level) &* 8
@@ -180,6 +186,8 @@ extension MMStruct {
             if level > 0 { manager.pages.addMapcount(table, 1) }
             table = next
         }
+        walkMemoRegion = region
+        walkMemoTable = table
         return table &+ TranslationRegime.index(va, level: 3) &* 8
     }
 
@@ -209,6 +217,7 @@ extension MMStruct {
     func freeEmptyTables(_ start: UInt64, _ end: UInt64, floor: UInt64, ceiling: UInt64,
                          into freed: inout [PhysAddr]) {
         guard start < end else { return }
+        walkMemoRegion = .max
         freeTables(pgd, level: 0, base: 0, start, end, floor, ceiling, &freed)
     }
 
