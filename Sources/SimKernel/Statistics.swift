@@ -7,7 +7,9 @@ import Histogram
 /// reference in hot code; incrementing is a plain add.
 public final class Counter: @unchecked Sendable {
     public let name: String
-    @usableFromInline var _value: UInt64 = 0
+    // Simulation state is touched by one thread at a time (DESIGN.md, "Time"), so the
+    // dynamic exclusivity check is pure cost on hot paths.
+    @exclusivity(unchecked) @usableFromInline var _value: UInt64 = 0
 
     init(name: String) { self.name = name }
 
@@ -27,18 +29,18 @@ public final class Counter: @unchecked Sendable {
 /// value; `count`, `min`, `max` and `mean` are tracked exactly beside it.
 public final class LatencyHistogram: @unchecked Sendable {
     public let name: String
-    private var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
-    private var exactMin: UInt64 = .max
-    private var exactMax: UInt64 = 0
-    private var sum: UInt128 = 0
+    @exclusivity(unchecked) private var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+    @exclusivity(unchecked) private var exactMin: UInt64 = .max
+    @exclusivity(unchecked) private var exactMax: UInt64 = 0
+    @exclusivity(unchecked) private var sum: UInt128 = 0
     /// Samples larger than HdrHistogram can hold (over about 106 days): counted in the
     /// exact fields but not in the percentiles.
-    public private(set) var outOfRangeCount: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var outOfRangeCount: UInt64 = 0
 
     init(name: String) { self.name = name }
 
     /// Number of samples recorded.
-    public private(set) var count: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var count: UInt64 = 0
 
     /// Records one latency sample.
     public func record(_ latency: Tick) {
