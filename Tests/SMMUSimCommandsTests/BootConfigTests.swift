@@ -77,7 +77,7 @@ import Testing
         let events = (object as? [String: Any])?["traceEvents"] as? [[String: Any]] ?? []
         let tracks = Set(events.filter { $0["name"] as? String == "thread_name" }
             .compactMap { ($0["args"] as? [String: Any])?["name"] as? String })
-        for t in ["dev0.core", "dev0.dma3", "dev0.ep.link", "dev0.ep.atc", "CMDQ", "host.smmu0", "host.unmap"] { #expect(tracks.contains(t), "\(t)") }
+        for t in ["dev0.core", "dev0.dma3", "dev0.ep.link", "dev0.ep.atc", "smmu0.cmdq", "smmu0 registers", "host.smmu0", "host.unmap"] { #expect(tracks.contains(t), "\(t)") }
         let names = Set(events.compactMap { $0["name"] as? String })
         #expect(names.contains("ATS translation") && names.contains("CMD_CFGI_ALL") && names.contains("unmap"))
     }

@@ -73,6 +73,9 @@ public final class CommandQueueProcessor {
     private let unmatchedCompletions: Counter
     private let msiWrites: Counter
     private var traceTrack: TrackID?
+    /// The trace track of command slices; an ``SMMUv3`` names it after itself
+    /// ("<name>.cmdq") so that several SMMUs keep separate tracks.
+    public var traceTrackName = "CMDQ"
 
     /// A processor for the Command queue of `registers`, reading commands from `memory`
     /// with `dram` timing. With `attach`, it chains itself onto the register file's
@@ -368,7 +371,7 @@ public final class CommandQueueProcessor {
     private func slice(_ name: String, start: Tick, end: Tick, pointer: UInt32) {
         guard let trace = simulator.trace else { return }
         let track: TrackID
-        if let t = traceTrack { track = t } else { track = trace.track(named: "CMDQ"); traceTrack = track }
+        if let t = traceTrack { track = t } else { track = trace.track(named: traceTrackName); traceTrack = track }
         trace.slice(track: track, name: name, start: start, end: end, args: ["cons": .int(Int64(pointer))])
     }
 

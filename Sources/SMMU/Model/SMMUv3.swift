@@ -174,6 +174,8 @@ public final class SMMUv3 {
         commandQueue = CommandQueueProcessor(registers: registers, memory: memory, dram: dram,
                                              target: commandBridge, parameters: parameters.commandQueue)
         commandBridge.processor = commandQueue
+        registers.traceTrackName = "\(parameters.name) registers"
+        commandQueue.traceTrackName = "\(parameters.name).cmdq"
         onATCInvalidationComplete = { [unowned self] id, time in
             self.commandQueue.atcInvalidationCompleted(ATCInvalidationTicket(id), at: time)
         }

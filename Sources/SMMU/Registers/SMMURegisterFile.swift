@@ -85,6 +85,9 @@ public final class SMMURegisterFile {
     private let writes: Counter
     private let diagnosticCount: Counter
     private var traceTrack: TrackID?
+    /// The trace track of register handshakes and diagnostics; an ``SMMUv3`` names it after
+    /// itself ("<name> registers") so that several SMMUs keep separate tracks.
+    public var traceTrackName = "SMMU registers"
 
     /// A register file in its reset state for an SMMU described by `config`.
     public init(config: SMMUConfig, simulator: Simulator, parameters: RegisterFileParameters = .init()) {
@@ -547,7 +550,7 @@ public final class SMMURegisterFile {
 
     private func track(_ trace: TraceSink) -> TrackID {
         if let t = traceTrack { return t }
-        let t = trace.track(named: "SMMU registers")
+        let t = trace.track(named: traceTrackName)
         traceTrack = t
         return t
     }
