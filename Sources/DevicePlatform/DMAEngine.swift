@@ -2,7 +2,7 @@
 // in control page 1 (0x1000_1000 + 0x80 * n, Firmware/include/smmusim.h "DMA engine").
 // Transfers with a host side go to the HostInterface (PCIe endpoint, ATC, SMMU); transfers
 // between two SRAM addresses are done by the device itself at a fixed SRAM bandwidth.
-// CRC-32C is the Castagnoli CRC (RFC 3720 §12.1, reflected polynomial 0x82F63B78).
+// CRC-32C is the Castagnoli CRC (CRC32C.swift).
 
 import Memory
 import SimKernel
@@ -100,44 +100,6 @@ public struct DMAChannel: Equatable, Sendable {
     }
 }
 
-/// CRC-32C (Castagnoli), as iSCSI and ext4 use it: reflected polynomial 0x82F63B78, initial
-/// value and final XOR 0xFFFF_FFFF. The check value of "123456789" is 0xE306_9283.
-/// Used for SRAM-to-SRAM transfers; internal because the host side (the Endpoint target)
-/// has its own public `CRC32C` for host transfers and one public name must not clash.
-enum DeviceCRC32C {
-    /// The running state before any byte.
-    static let initial: UInt32 = 0xFFFF_FFFF
-
-    /// Advances a running state over `bytes`.
-    static func update(_ state: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var crc = state
-        table.withUnsafeBufferPointer { t in
-            for byte in bytes {
-                crc = t[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8)
-            }
-        }
-        return crc
-    }
-
-    /// The CRC of everything a running state has seen.
-    static func finalize(_ state: UInt32) -> UInt32 { ~state }
-
-    /// The CRC-32C of `bytes`.
-    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        finalize(update(initial, bytes))
-    }
-
-    static func checksum(_ bytes: [UInt8]) -> UInt32 {
-        bytes.withUnsafeBytes { checksum($0) }
-    }
-
-    static let table: [UInt32] = (0..<256).map { (n: UInt32) -> UInt32 in
-        var c = n
-        for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
-        return c
-    }
-}
-
 // MARK: The engine's behaviour (state lives in Device.channels).
 
 extension Device {
@@ -219,19 +181,20 @@ extension Device {
             dmaFinish(channel: n, DMATransferResult(bytesDone: 0, fault: DMAFault(address: readsSource ? c.source : c.destination, reason: .invalid, write: !readsSource)))
             return
         }
-        for (used, isHost, address, write) in [(readsSource, sourceHost, c.source, false),
-                                               (writesDestination, destinationHost, c.destination, true)] where used {
-            if address &+ c.length < address {
-                dmaFinish(channel: n, DMATransferResult(bytesDone: 0, fault: DMAFault(address: address, reason: .invalid, write: write)))
-                return
-            }
+        func sideFault(isHost: Bool, address: UInt64, write: Bool) -> DMAFault? {
+            if address &+ c.length < address { return DMAFault(address: address, reason: .invalid, write: write) }
             if !isHost && !sram.contains(address, length: c.length) {
                 // The first byte outside SRAM is the failing access.
                 let end = sram.base &+ sram.size
                 let bad = address < sram.base || address >= end ? address : end
-                dmaFinish(channel: n, DMATransferResult(bytesDone: 0, fault: DMAFault(address: bad, reason: .localRange, write: write)))
-                return
+                return DMAFault(address: bad, reason: .localRange, write: write)
             }
+            return nil
+        }
+        if let fault = (readsSource ? sideFault(isHost: sourceHost, address: c.source, write: false) : nil)
+            ?? (writesDestination ? sideFault(isHost: destinationHost, address: c.destination, write: true) : nil) {
+            dmaFinish(channel: n, DMATransferResult(bytesDone: 0, fault: fault))
+            return
         }
         let usesHost = (readsSource && sourceHost) || (writesDestination && destinationHost)
         let generation = channels[n].generation
@@ -296,7 +259,7 @@ extension Device {
             return DMATransferResult(bytesDone: c.length)
         case .crc32c:
             let from = UnsafeRawBufferPointer(start: sram.bytes + Int(c.source &- sram.base), count: length)
-            return DMATransferResult(bytesDone: c.length, crc: DeviceCRC32C.checksum(from))
+            return DMATransferResult(bytesDone: c.length, crc: CRC32C.checksum(from))
         }
     }
 

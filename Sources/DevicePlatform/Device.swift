@@ -171,10 +171,11 @@ public final class Device {
         self.channels = Array(repeating: DMAChannel(), count: config.dmaChannels)
         self.queues = Array(repeating: HardwareQueue(), count: config.queueCount)
         self.stats = DeviceStatistics(simulator.stats, device: name)
-        // The core holds its bus strongly; the bus refers back to the device unowned, so
+        // The core holds its bus strongly; the bus refers back to the device weakly, so
         // a device and its core are freed together.
-        self.core = RVCore(hartID: hartID, memory: sram, bus: DeviceBus(), timing: config.coreTiming)
-        (core.bus as! DeviceBus).device = self
+        let bus = DeviceBus()
+        self.core = RVCore(hartID: hartID, memory: sram, bus: bus, timing: config.coreTiming)
+        bus.device = self
         sram.onWatchedWrite = { [unowned self] _, _ in self.tohostWritten() }
         core.onTrap = { [unowned self] cause, pc, tval in self.trapTaken(cause: cause, pc: pc, tval: tval) }
         if let trace = simulator.trace {

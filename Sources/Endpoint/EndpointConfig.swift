@@ -164,8 +164,9 @@ public struct PASIDConfig: Codable, Hashable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        enabled = try c.value(.enabled, or: true)
-        width = try c.value(.width, or: 20)
+        let d = PASIDConfig()
+        enabled = try c.value(.enabled, or: d.enabled)
+        width = try c.value(.width, or: d.width)
     }
 }
 

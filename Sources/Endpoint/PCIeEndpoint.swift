@@ -553,10 +553,8 @@ public final class PCIeEndpoint: SMMUEndpointPort, HostInterface {
         guard length > 0 else {
             return DMAFault(address: 0, reason: .invalid, write: writes)
         }
-        var sides: [(DMAAddress, Bool)] = []
-        if transfer.operation != .fill { sides.append((transfer.source, false)) }
-        if transfer.operation != .crc32c { sides.append((transfer.destination, true)) }
-        for (side, write) in sides {
+        // Only the sides the operation uses: fill has no source, CRC-32C no destination.
+        func check(_ side: DMAAddress, write: Bool) -> DMAFault? {
             switch side {
             case .local(let a):
                 if !sram.contains(a, length: length) {
@@ -569,7 +567,10 @@ public final class PCIeEndpoint: SMMUEndpointPort, HostInterface {
                     return DMAFault(address: a, reason: .invalid, write: write)
                 }
             }
+            return nil
         }
+        if transfer.operation != .fill, let fault = check(transfer.source, write: false) { return fault }
+        if transfer.operation != .crc32c, let fault = check(transfer.destination, write: true) { return fault }
         return nil
     }
 

@@ -133,7 +133,7 @@ final class FakeHost: HostInterface {
 
     /// Moves the data byte by byte, stopping at the first fault.
     private func perform(_ t: DMATransfer, sram: LocalMemory) -> DMATransferResult {
-        var crc = DeviceCRC32C.initial
+        var crc = CRC32C()
         for i in 0..<t.length {
             var byte: UInt8 = 0
             if t.operation != .fill {
@@ -149,7 +149,7 @@ final class FakeHost: HostInterface {
                 byte = UInt8(truncatingIfNeeded: t.pattern >> (8 * (i & 7)))
             }
             if t.operation == .crc32c {
-                crc = withUnsafeBytes(of: byte) { DeviceCRC32C.update(crc, $0) }
+                withUnsafeBytes(of: byte) { crc.update($0) }
                 continue
             }
             switch t.destination {
@@ -161,6 +161,6 @@ final class FakeHost: HostInterface {
                 }
             }
         }
-        return DMATransferResult(bytesDone: t.length, crc: t.operation == .crc32c ? DeviceCRC32C.finalize(crc) : 0)
+        return DMATransferResult(bytesDone: t.length, crc: t.operation == .crc32c ? crc.value : 0)
     }
 }

@@ -107,7 +107,7 @@ import SimKernel
         #expect(cb.map(\.status) == [.ok, .ok])
         let copied = s.host.readVA(pasid: b.pasid, b.data + 0x8000, count: 4096)
         #expect(copied == (0..<4096).map { UInt8(truncatingIfNeeded: $0 * 13) })
-        #expect(cb[1].value == UInt64(DeviceCRC32C.checksum(copied)))
+        #expect(cb[1].value == UInt64(CRC32C.checksum(copied)))
         // Indices: every submission consumed, every completion produced.
         #expect(s.device.queues[0].sqHead == 3 && s.device.queues[0].cqTail == 3)
         #expect(s.device.queues[2].sqHead == 2 && s.device.queues[2].cqTail == 2)

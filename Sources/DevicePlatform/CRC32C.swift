@@ -1,6 +1,7 @@
 // CRC-32C (Castagnoli): reflected polynomial 0x82F63B78, initial value and final XOR
 // all ones (RFC 3720 §12.1, iSCSI; the check value of "123456789" is 0xE3069283).
-// Computed incrementally as a DMA transfer's reads arrive, in address order.
+// One implementation for both DMA paths: the device's own SRAM-to-SRAM engine and the
+// Endpoint target's host transfers, which fold reads in incrementally in address order.
 
 /// A running CRC-32C.
 public struct CRC32C: Sendable {
@@ -31,9 +32,14 @@ public struct CRC32C: Sendable {
     }
 
     /// The CRC-32C of `bytes`.
-    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
+    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var c = CRC32C()
         c.update(bytes)
         return c.value
+    }
+
+    /// The CRC-32C of `bytes`.
+    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { checksum($0) }
     }
 }
