@@ -88,6 +88,23 @@ public class KernelLock: @unchecked Sendable, CustomStringConvertible {
         return true
     }
 
+    /// The contended half of every blocking acquire: announce the contention, sleep on
+    /// `waiters` until a release hands the lock over, and return how long that took.
+    nonisolated(nonsending) func waitForHandOff(_ t: GuestTask, _ mode: LockMode, _ cs: CallSite, on waiters: WaiterList,
+                                                reason: String, tag: UInt64 = 0) async -> Tick {
+        kernel.emit(.lockContended(self, mode), task: t, site: cs)
+        let start = kernel.now
+        _ = await kernel.block(t, on: waiters, reason: reason, tag: tag)
+        return kernel.now - start
+    }
+
+    /// Hands the lock to the longest waiter, if any, and returns its new owner (nil: free).
+    func handOff(from waiters: WaiterList) -> GuestTask? {
+        guard let w = waiters.popFirst() else { return nil }
+        kernel.wake(w)
+        return w.task
+    }
+
     func noteAcquired(_ t: GuestTask, _ mode: LockMode, _ site: CallSite, waited: Tick) {
         stats.acquisitions &+= 1
         if waited > .zero {
@@ -96,6 +113,19 @@ public class KernelLock: @unchecked Sendable, CustomStringConvertible {
         }
         t.heldLocks.append(HeldLock(lock: self, mode: mode, site: site, since: kernel.now))
         kernel.emit(.lockAcquired(self, mode, waited: waited), task: t, site: site)
+    }
+
+    /// The checks every exclusive release starts with. Releasing a free lock is reported and
+    /// returns nil; releasing another task's lock is reported but goes ahead, as Linux does
+    /// after its warning. Drops the holder's record of the hold and returns the holder and it.
+    func beginRelease(owner: GuestTask?, by t: GuestTask, _ op: String, _ cs: CallSite) -> (holder: GuestTask, held: HeldLock?)? {
+        guard let holder = owner else {
+            reportNotHeld(t, op, cs)
+            return nil
+        }
+        let held = holder.removeHeld(self)
+        if holder !== t { reportNonOwner(t, op, cs, owner: holder, held: held) }
+        return (holder, held)
     }
 
     func noteReleased(_ t: GuestTask, _ held: HeldLock, _ site: CallSite) {

@@ -31,10 +31,7 @@ public final class Mutex: KernelLock, @unchecked Sendable {
         var waited = Tick.zero
         if let holder = owner {
             if holder === t { reportRecursive(t, cs) }
-            kernel.emit(.lockContended(self, .exclusive), task: t, site: cs)
-            let start = kernel.now
-            _ = await kernel.block(t, on: waiters, reason: waitReason)
-            waited = kernel.now - start
+            waited = await waitForHandOff(t, .exclusive, cs, on: waiters, reason: waitReason)
         } else {
             owner = t
         }
@@ -51,18 +48,8 @@ public final class Mutex: KernelLock, @unchecked Sendable {
     public nonisolated(nonsending) func unlock(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = kernel.requireTask("mutex_unlock")
         let cs = CallSite(site, file, line)
-        guard let holder = owner else {
-            reportNotHeld(t, "mutex_unlock", cs)
-            return
-        }
-        let held = holder.removeHeld(self)
-        if holder !== t { reportNonOwner(t, "mutex_unlock", cs, owner: holder, held: held) }
-        if let w = waiters.popFirst() {
-            owner = w.task
-            kernel.wake(w)
-        } else {
-            owner = nil
-        }
+        guard let (_, held) = beginRelease(owner: owner, by: t, "mutex_unlock", cs) else { return }
+        owner = handOff(from: waiters)
         if let held { noteReleased(t, held, cs) }
         await kernel.preemptionPoint()
     }

@@ -20,6 +20,7 @@
 
 import SimKernel
 
+/// A queued `call_rcu` or `call_srcu` callback.
 struct RCUCallback {
     let gracePeriod: UInt64
     let seq: UInt64

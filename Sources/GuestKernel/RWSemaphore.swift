@@ -48,10 +48,7 @@ public final class RWSemaphore: KernelLock, @unchecked Sendable {
         if writer == nil && waiters.isEmpty {
             readers.append(t)
         } else {
-            kernel.emit(.lockContended(self, .shared), task: t, site: cs)
-            let start = kernel.now
-            _ = await kernel.block(t, on: waiters, reason: waitReason + " (read)", tag: RWSemaphore.wantRead)
-            waited = kernel.now - start
+            waited = await waitForHandOff(t, .shared, cs, on: waiters, reason: waitReason + " (read)", tag: RWSemaphore.wantRead)
         }
         noteAcquired(t, .shared, cs, waited: waited)
     }
@@ -82,10 +79,7 @@ public final class RWSemaphore: KernelLock, @unchecked Sendable {
         if writer == nil && readers.isEmpty && waiters.isEmpty {
             writer = t
         } else {
-            kernel.emit(.lockContended(self, .exclusive), task: t, site: cs)
-            let start = kernel.now
-            _ = await kernel.block(t, on: waiters, reason: waitReason + " (write)", tag: RWSemaphore.wantWrite)
-            waited = kernel.now - start
+            waited = await waitForHandOff(t, .exclusive, cs, on: waiters, reason: waitReason + " (write)", tag: RWSemaphore.wantWrite)
         }
         noteAcquired(t, .exclusive, cs, waited: waited)
     }
@@ -140,12 +134,7 @@ public final class RWSemaphore: KernelLock, @unchecked Sendable {
     public nonisolated(nonsending) func upWrite(site: StaticString = #function, file: StaticString = #fileID, line: UInt = #line) async {
         let t = kernel.requireTask("up_write")
         let cs = CallSite(site, file, line)
-        guard let holder = writer else {
-            reportNotHeld(t, "up_write", cs)
-            return
-        }
-        let held = holder.removeHeld(self)
-        if holder !== t { reportNonOwner(t, "up_write", cs, owner: holder, held: held) }
+        guard let (_, held) = beginRelease(owner: writer, by: t, "up_write", cs) else { return }
         writer = nil
         wakeWaiters()
         if let held { noteReleased(t, held, cs) }
@@ -187,9 +176,7 @@ public final class RWSemaphore: KernelLock, @unchecked Sendable {
     private func wakeWaiters() {
         guard writer == nil, readers.isEmpty, let head = waiters.first else { return }
         if head.tag == RWSemaphore.wantWrite {
-            _ = waiters.popFirst()
-            writer = head.task
-            kernel.wake(head)
+            writer = handOff(from: waiters)
         } else {
             wakeReaders()
         }

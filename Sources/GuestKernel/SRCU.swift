@@ -15,14 +15,6 @@
 
 import SimKernel
 
-struct SRCUCallback {
-    let gracePeriod: UInt64
-    let seq: UInt64
-    let queuedAt: Tick
-    let site: CallSite
-    let body: @Sendable () async -> Void
-}
-
 /// An SRCU domain (`struct srcu_struct`): readers may sleep; grace periods of different
 /// domains are independent.
 public final class SRCUStruct: @unchecked Sendable, CustomStringConvertible {
@@ -39,7 +31,7 @@ public final class SRCUStruct: @unchecked Sendable, CustomStringConvertible {
     private let gpWaiters = WaiterList()
     private let drainWaiters = WaiterList()
     private let barrierWaiters = WaiterList()
-    @exclusivity(unchecked) private var callbacks = Fifo<SRCUCallback>()
+    @exclusivity(unchecked) private var callbacks = Fifo<RCUCallback>()
     @exclusivity(unchecked) private var queuedSeq: UInt64 = 0
     @exclusivity(unchecked) private var invokedSeq: UInt64 = 0
     private let gpReason: String
@@ -128,7 +120,7 @@ public final class SRCUStruct: @unchecked Sendable, CustomStringConvertible {
         let cs = CallSite(site, file, line)
         let target = snapshot
         queuedSeq &+= 1
-        callbacks.append(SRCUCallback(gracePeriod: target, seq: queuedSeq, queuedAt: kernel.now, site: cs, body: callback))
+        callbacks.append(RCUCallback(gracePeriod: target, seq: queuedSeq, queuedAt: kernel.now, site: cs, body: callback))
         kernel.emitAsCurrent(.callbackQueued(.srcu(self), gracePeriod: target), site: cs)
         request(target)
     }

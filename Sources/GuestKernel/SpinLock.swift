@@ -100,10 +100,7 @@ public final class SpinLock: KernelLock, @unchecked Sendable {
             if t.inHardirq, holder.cpu == t.cpu, holder !== t {
                 reportIRQDeadlock(t, holder, cs)
             }
-            kernel.emit(.lockContended(self, .exclusive), task: t, site: cs)
-            let start = kernel.now
-            _ = await kernel.block(t, on: waiters, reason: waitReason)
-            waited = kernel.now - start
+            waited = await waitForHandOff(t, .exclusive, cs, on: waiters, reason: waitReason)
             let cpu = kernel.cpus[t.cpu]
             cpu.spinTime += waited
             t.cpuTime += waited
@@ -122,22 +119,12 @@ public final class SpinLock: KernelLock, @unchecked Sendable {
     /// Releases without yielding, so the `_irqrestore` variants can restore interrupts
     /// before the preemption point, as Linux does.
     private func releaseNow(_ t: GuestTask, _ cs: CallSite, _ op: String) {
-        guard let holder = owner else {
-            reportNotHeld(t, op, cs)
-            return
-        }
-        let held = holder.removeHeld(self)
-        if holder !== t { reportNonOwner(t, op, cs, owner: holder, held: held) }
+        guard let (holder, held) = beginRelease(owner: owner, by: t, op, cs) else { return }
         // The holder's preemption count goes down even when another task unlocks, so its
         // context stays consistent (Linux would underflow the unlocker's count instead).
         holder.spinlocksHeld -= 1
         kernel.rcu.noteReaderState(holder, kernel: kernel)
-        if let w = waiters.popFirst() {
-            owner = w.task
-            kernel.wake(w)
-        } else {
-            owner = nil
-        }
+        owner = handOff(from: waiters)
         if let held { noteReleased(t, held, cs) }
     }
 

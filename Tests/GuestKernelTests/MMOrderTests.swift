@@ -66,17 +66,23 @@ func subscribe(_ mm: MMStruct, _ counts: SubscriberCounts) async {
     #expect(await MMUNotifier(ops: tlbOps).register(mm) == nil)
 }
 
+/// A memory manager whose kernel logs every MM step and checks their order.
+private func makeCheckedMM() -> (Kernel, MemoryManager, MMStepLog, InvalidationOrderChecker) {
+    let (kernel, mgr) = makeMM()
+    let log = MMStepLog()
+    let checker = InvalidationOrderChecker()
+    kernel.addObserver(log)
+    kernel.addObserver(checker)
+    return (kernel, mgr, log, checker)
+}
+
 @Suite("MM: invalidation order")
 struct MMOrderTests {
     let unmapOrder = ["start unmap", "ptes", "flush", "secondary", "end unmap"]
 
     @Test("munmap, mprotect, madvise, mremap, COW break, fork and exit follow the kernel's order")
     func everyOperation() {
-        let (kernel, mgr) = makeMM()
-        let log = MMStepLog()
-        let checker = InvalidationOrderChecker()
-        kernel.addObserver(log)
-        kernel.addObserver(checker)
+        let (kernel, mgr, log, checker) = makeCheckedMM()
         let counts = SubscriberCounts()
         let r = runProcess(mgr) { mm in
             await subscribe(mm, counts)
@@ -128,11 +134,7 @@ struct MMOrderTests {
 
     @Test("a COW break while the child still maps the page copies it under a CLEAR range on one page")
     func cowBreak() {
-        let (kernel, mgr) = makeMM()
-        let log = MMStepLog()
-        let checker = InvalidationOrderChecker()
-        kernel.addObserver(log)
-        kernel.addObserver(checker)
+        let (kernel, mgr, log, checker) = makeCheckedMM()
         let counts = SubscriberCounts()
         let r = runProcess(mgr) { mm in
             await subscribe(mm, counts)
@@ -159,11 +161,7 @@ struct MMOrderTests {
 
     @Test("reclaim ages through clear_flush_young, then swaps out under CLEAR; migration uses MIGRATE")
     func reclaimAndMigrate() {
-        let (kernel, mgr) = makeMM()
-        let log = MMStepLog()
-        let checker = InvalidationOrderChecker()
-        kernel.addObserver(log)
-        kernel.addObserver(checker)
+        let (_, mgr, log, checker) = makeCheckedMM()
         let counts = SubscriberCounts()
         let r = runProcess(mgr) { mm in
             await subscribe(mm, counts)

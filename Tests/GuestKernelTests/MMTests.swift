@@ -196,7 +196,7 @@ struct MMSyscallTests {
     func placement() {
         let (_, mgr) = makeMM()
         let base = mgr.config.mmapBase
-        runProcess(mgr) { mm in
+        let r = runProcess(mgr) { mm in
             let a = try! await mm.mmap(length: 4096, prot: rw, flags: anonPrivate).get()
             #expect(a == base - 4096)
             let b = try! await mm.mmap(length: 8192, prot: rw, flags: anonPrivate).get()
@@ -211,6 +211,7 @@ struct MMSyscallTests {
             #expect(s == base - 5 * 4096 && mm.vmaContaining(s)?.isShared == true)
             #expect(mm.vmas.count == 4, "different flags or objects do not merge")
         }
+        #expect(r.finished, "every expectation above ran")
     }
 
     @Test("mmap errors", arguments: [
@@ -493,7 +494,7 @@ struct MMProcessTests {
     @Test("without swap space reclaim keeps every page")
     func noSwap() {
         let (_, mgr) = makeMM { $0.swapPages = 0 }
-        runProcess(mgr) { mm in
+        let r = runProcess(mgr) { mm in
             let a = try! await mm.mmap(length: 2 * 4096, prot: rw, flags: anonPrivate).get()
             _ = await mm.store64(3, at: a)
             #expect(await mm.reclaim() == 0)
@@ -501,6 +502,7 @@ struct MMProcessTests {
             #expect(mm.walk(a) != nil)
             #expect(await mm.load64(at: a) == 3)
         }
+        #expect(r.finished, "every expectation above ran")
     }
 
     @Test("a device write to a copy-on-write page breaks COW for the process, as a CPU write would")

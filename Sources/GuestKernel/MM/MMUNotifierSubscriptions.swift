@@ -234,33 +234,34 @@ extension MMStruct {
 
     /// `mmu_notifier_clear_flush_young`: OR of every subscriber's answer.
     public nonisolated(nonsending) func notifierClearFlushYoung(start: UInt64, end: UInt64) async -> Bool {
-        guard let subs = notifierSubscriptions else { return false }
-        let srcu = subs.core.srcu
-        let idx = await srcu.readLock(site: "__mmu_notifier_clear_flush_young")
-        var young = false
-        for sub in subs.list where sub.isHashed {
-            guard let f = sub.ops.clearFlushYoung else { continue }
-            let since = kernel.now
-            if await f(sub, self, start, end) { young = true }
-            subs.section(sub.ops.clearFlushYoungName, since: since)
+        await notifierClearYoung(start, end, site: "__mmu_notifier_clear_flush_young") {
+            ($0.clearFlushYoung, $0.clearFlushYoungName)
         }
-        await srcu.readUnlock(idx, site: "__mmu_notifier_clear_flush_young")
-        return young
     }
 
     /// `mmu_notifier_clear_young`: OR of every subscriber's answer.
     public nonisolated(nonsending) func notifierClearYoung(start: UInt64, end: UInt64) async -> Bool {
+        await notifierClearYoung(start, end, site: "__mmu_notifier_clear_young") { ($0.clearYoung, $0.clearYoungName) }
+    }
+
+    /// The loop both clear-young hooks share; `callback` picks the hook (and its section
+    /// name) out of a subscriber's ops. Every subscriber is asked, even after a young answer.
+    private nonisolated(nonsending) func notifierClearYoung(
+        _ start: UInt64, _ end: UInt64, site: StaticString,
+        callback: (MMUNotifierOps) -> (MMUNotifierOps.ClearYoung?, String)
+    ) async -> Bool {
         guard let subs = notifierSubscriptions else { return false }
         let srcu = subs.core.srcu
-        let idx = await srcu.readLock(site: "__mmu_notifier_clear_young")
+        let idx = await srcu.readLock(site: site)
         var young = false
         for sub in subs.list where sub.isHashed {
-            guard let f = sub.ops.clearYoung else { continue }
+            let (hook, name) = callback(sub.ops)
+            guard let f = hook else { continue }
             let since = kernel.now
             if await f(sub, self, start, end) { young = true }
-            subs.section(sub.ops.clearYoungName, since: since)
+            subs.section(name, since: since)
         }
-        await srcu.readUnlock(idx, site: "__mmu_notifier_clear_young")
+        await srcu.readUnlock(idx, site: site)
         return young
     }
 

@@ -101,7 +101,7 @@ public final class MemoryManager: @unchecked Sendable {
 
     /// A memory manager over `memory` (a fresh one by default).
     public init(kernel: Kernel, memory: PhysicalMemory = PhysicalMemory(), config: MMConfig = MMConfig()) {
-        precondition(config.physicalBase &+ config.physicalSize <= 1 << 48,
+        precondition(config.physicalBase <= 1 << 48 && config.physicalSize <= (1 << 48) - config.physicalBase,
                      "MMConfig: the physical range must end below 2^48 (IPS = 48 bits)")
         precondition(config.mmapMinAddr < config.mmapBase && config.mmapBase <= TranslationRegime.taskSize,
                      "MMConfig: need mmapMinAddr < mmapBase <= 2^48")
