@@ -106,9 +106,10 @@ public struct BootRun {
         device.onStop = { _ in sim.stop() }
         device.start()
         _ = sim.run()
-        guard let stop = device.stop, let time = device.stopTime else {
-            fatalError("boot: simulation ended without the device stopping")
-        }
-        return BootSummary(device: device, image: imagePath, seed: seed, stop: stop, at: time)
+        device.stopIfWaitingForever()
+        // Out of events, the core either stopped or waits forever (now stopped as idle); a
+        // core that neither runs nor waits schedules its next quantum, so it cannot be here.
+        let stop = device.stop ?? .idleForever(pc: device.core.pc)
+        return BootSummary(device: device, image: imagePath, seed: seed, stop: stop, at: device.stopTime ?? sim.now)
     }
 }

@@ -152,6 +152,7 @@ public final class Device {
     private var started = false
     private var lineAsserted = false
     private var waiting = false
+    private var waitingSince: Tick = .zero
     private var quantumStart = Tick.zero
     private var quantumStartCycles: UInt64 = 0
     private var track: TraceTrackID?
@@ -289,12 +290,21 @@ public final class Device {
             finish(.exited(code: code), at: end)
         case .waitingForInterrupt:
             waiting = true
+            waitingSince = end
             // Interrupts come from events (DMA completions, host doorbells); if none is
             // pending the wait can never end.
             if stopsWhenIdle && sim.nextEventTime == nil { finish(.idleForever(pc: core.pc), at: end) }
         case .trapLoop(let cause, let pc, let tval):
             finish(.trapLoop(cause: cause, pc: pc, tval: tval), at: end)
         }
+    }
+
+    /// Call when the simulation has run out of events: a core still waiting in `wfi` can
+    /// never be woken, so it stops as idle, at the time it began to wait. (The core checks
+    /// this itself when it enters `wfi`, but an event still pending then — a DMA completion
+    /// without an interrupt — may end without waking it.)
+    public func stopIfWaitingForever() {
+        if waiting && stop == nil { finish(.idleForever(pc: core.pc), at: waitingSince) }
     }
 
     private func finish(_ reason: DeviceStop, at time: Tick) {

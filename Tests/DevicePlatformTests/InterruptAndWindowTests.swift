@@ -83,6 +83,27 @@ import SimKernel
         #expect(rig.device.stopTime! < .ns(1016 + 40))
     }
 
+    @Test("a core that waits for a completion without asking for its interrupt is stopped as idle when the events run out")
+    func wfiForAnInterruptNobodyRaises() {
+        let program = [controlBase, channel0, Asm.addi(Asm.t1, 0, 1),
+                       Asm.sd(Asm.t1, Asm.t3, 0x40),                          // start, no interrupt
+                       Asm.wfi,
+                       Asm.sd(Asm.t1, Asm.t0, 8)]                             // exit(1): never reached
+        let rig = Rig(program)
+        rig.program(channel: 0, .fill, destination: DeviceConfig.sramBase + 0x10000, length: 8000)
+        rig.device.start()
+        _ = rig.sim.run()
+        // The transfer was still pending when the core reached wfi, so the core could not
+        // tell then that nothing would wake it.
+        #expect(rig.device.stop == nil)
+        rig.device.stopIfWaitingForever()
+        guard case .idleForever = rig.device.stop else {
+            Issue.record("expected an idle stop, got \(String(describing: rig.device.stop))")
+            return
+        }
+        #expect(rig.device.stopTime! < .ns(1016))   // when it began to wait, not when the DMA ended
+    }
+
     @Test func pollingSeesCompletionWithoutWaitingForAQuantum() {
         let program = [controlBase, Asm.addi(Asm.t1, 0, 1), channel0, Asm.sd(Asm.t1, Asm.t3, 0x40),
                        Asm.ld(Asm.a1, Asm.t3, 0x48),                          // poll: status
