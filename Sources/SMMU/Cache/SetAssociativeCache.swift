@@ -149,17 +149,6 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
         return nil
     }
 
-    /// The first empty slot of the set at `base`.
-    @inlinable func firstEmpty(base: Int) -> Int? {
-        var i = base
-        let end = base &+ ways
-        while i < end {
-            if tags[i] == 0 { return i }
-            i &+= 1
-        }
-        return nil
-    }
-
     @inlinable func find(_ key: Key) -> Int? {
         let (base, tag) = locate(key)
         return find(key, base: base, tag: tag)
@@ -187,15 +176,7 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
     /// used — without copying the value out, for a caller that keeps its own copy of a
     /// large value. Returns whether the entry is present.
     @inlinable public mutating func touch(_ key: Key) -> Bool {
-        _statistics.lookups &+= 1
-        guard let i = find(key) else {
-            _statistics.misses &+= 1
-            return false
-        }
-        _statistics.hits &+= 1
-        clock &+= 1
-        stamps[i] = clock
-        return true
+        lookupSlot(key) != nil
     }
 
     /// Where an entry was found: its slot and tag, to touch it again without hashing.
@@ -265,12 +246,19 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
     private mutating func place(_ key: Key) -> (index: Int, evicting: Bool) {
         clock &+= 1
         let (base, tag) = locate(key)
-        if let i = find(key, base: base, tag: tag) {
-            stamps[i] = clock
-            return (i, false)
+        // One pass over the set finds the key's own slot or, failing that, the first empty one.
+        var empty: Int?
+        var i = base
+        let end = base &+ ways
+        while i < end {
+            let t = tags[i]
+            if t == tag && keys[i] == key {
+                stamps[i] = clock
+                return (i, false)
+            }
+            if t == 0 && empty == nil { empty = i }
+            i &+= 1
         }
-        // A full cache (the steady state) has no empty slot to look for.
-        let empty = count == entries ? nil : firstEmpty(base: base)
         let victim: Int
         let evicting: Bool
         if let empty {

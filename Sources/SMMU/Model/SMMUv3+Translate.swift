@@ -179,19 +179,24 @@ extension SMMUv3 {
     /// the one that frees first; returns it. The caller marks when it is free again.
     @inline(__always)
     func acquireTranslationSlot(_ time: inout Tick) -> Int {
-        var slot = 0
-        if translationSlotFree[0] > time {
-            for i in 1 ..< translationSlotFree.count {
-                if translationSlotFree[i] <= time {
-                    slot = i
-                    break
-                }
-                if translationSlotFree[i] < translationSlotFree[slot] { slot = i }
-            }
-        }
+        let slot = Self.earliestSlot(translationSlotFree, at: time)
         if translationSlotFree[slot] > time {
             pending.translationQueued &+= 1
             time = translationSlotFree[slot]
+        }
+        return slot
+    }
+
+    /// Of slots next free at `free`, the first already free at `time`, else the one that
+    /// frees first (TCU translation slots and walk slots alike).
+    @inline(__always)
+    static func earliestSlot(_ free: [Tick], at time: Tick) -> Int {
+        var slot = 0
+        if free[0] > time {
+            for i in 1 ..< free.count {
+                if free[i] <= time { return i }
+                if free[i] < free[slot] { slot = i }
+            }
         }
         return slot
     }
@@ -249,22 +254,13 @@ extension SMMUv3 {
                 pending.mainTLBHits &+= 1
                 pending.hit(level: e.level)
                 if let u { fillMicroTLB(u, substreamID, e) }
-                return .success(translation(e, address, latency: time - now))
+                return .success(e.translation(of: address, latency: time - now))
             }
         }
         pending.mainTLBMisses &+= 1
 
         // Walk, in the first slot already free, else the one that frees first.
-        var slot = 0
-        if walkSlotFree[0] > time {
-            for i in 1 ..< walkSlotFree.count {
-                if walkSlotFree[i] <= time {
-                    slot = i
-                    break
-                }
-                if walkSlotFree[i] < walkSlotFree[slot] { slot = i }
-            }
-        }
+        let slot = Self.earliestSlot(walkSlotFree, at: time)
         if walkSlotFree[slot] > time {
             pending.walkQueued &+= 1
             time = walkSlotFree[slot]
@@ -289,7 +285,7 @@ extension SMMUv3 {
             if r.blockShift < 64 { mainTLBShifts |= 1 << UInt64(r.blockShift) }
             if r.global { mainTLBHasGlobal = true }
             if let u { fillMicroTLB(u, substreamID, entry) }
-            return .success(translation(entry, address, latency: time - now))
+            return .success(entry.translation(of: address, latency: time - now))
         case .failure(let f):
             time += f.latency
             walkSlotFree[slot] = time
@@ -297,13 +293,6 @@ extension SMMUv3 {
             pending.walkMemoryReads &+= UInt64(f.memoryReads)
             return .failure(f)
         }
-    }
-
-    @inline(__always)
-    func translation(_ e: borrowing TLBEntry, _ address: UInt64, latency: Tick) -> Translation {
-        let mask: UInt64 = e.blockShift >= 64 ? .max : (1 << UInt64(e.blockShift)) &- 1
-        return Translation(physicalAddress: OutputAddress((e.output.value & ~mask) | (address & mask)),
-                           permissions: e.permissions, attributes: e.attributes, blockShift: e.blockShift, latency: latency)
     }
 
     func fillMicroTLB(_ u: MicroTLB, _ ssid: SubstreamID?, _ e: TLBEntry) {
@@ -587,8 +576,16 @@ extension SetAssociativeCache where Value == TLBEntry {
     @inline(__always)
     mutating func hit(_ key: Key, _ access: AccessRequest, _ address: UInt64, latency: Tick) -> Translation? {
         guard let e = lookup(key), e.permissions.allows(access) else { return nil }
-        let mask: UInt64 = e.blockShift >= 64 ? .max : (1 << UInt64(e.blockShift)) &- 1
-        return Translation(physicalAddress: OutputAddress((e.output.value & ~mask) | (address & mask)),
-                           permissions: e.permissions, attributes: e.attributes, blockShift: e.blockShift, latency: latency)
+        return e.translation(of: address, latency: latency)
+    }
+}
+
+extension TLBEntry {
+    /// `address` translated by this entry: the block's output base and the offset within it.
+    @inline(__always)
+    func translation(of address: UInt64, latency: Tick) -> Translation {
+        let mask: UInt64 = blockShift >= 64 ? .max : (1 << UInt64(blockShift)) &- 1
+        return Translation(physicalAddress: OutputAddress((output.value & ~mask) | (address & mask)),
+                           permissions: permissions, attributes: attributes, blockShift: blockShift, latency: latency)
     }
 }
