@@ -209,12 +209,7 @@ struct SystemReport: Codable {
         hostMIPS = hostSeconds > 0 ? Double(instructions) / hostSeconds / 1e6 : 0
     }
 
-    func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = try! encoder.encode(self)   // plain value types: cannot fail
-        return String(decoding: data, as: UTF8.self)
-    }
+    func json() -> String { sortedJSON(self) }
 
     func text() -> String {
         let s = summary
@@ -274,12 +269,7 @@ struct BootReport: Codable {
         self.coreClockMHz = config.coreClockHz / 1_000_000
     }
 
-    func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = try! encoder.encode(self)   // plain value types: cannot fail
-        return String(decoding: data, as: UTF8.self)
-    }
+    func json() -> String { sortedJSON(self) }
 
     func text() -> String {
         let s = summary
@@ -295,6 +285,15 @@ struct BootReport: Codable {
         row("host speed", String(format: "%.1f MIPS", hostMIPS))
         return lines.joined(separator: "\n")
     }
+}
+
+/// `value` as one line of JSON with sorted keys (the reports are plain value types, whose
+/// encoding cannot fail).
+func sortedJSON(_ value: some Encodable) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let data = try! encoder.encode(value)
+    return String(decoding: data, as: UTF8.self)
 }
 
 func grouped(_ v: UInt64) -> String {

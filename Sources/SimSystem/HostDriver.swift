@@ -280,25 +280,24 @@ final class SMMUHostDriver {
 
     /// Writes `commands` at CMDQ_PROD and rings the doorbell.
     func issue(_ commands: [Command]) {
-        let mask = UInt64(1) << UInt64(cmdq.log2) - 1
-        let wrapMask = mask << 1 | 1
-        var prod = read32(.cmdqProd) & wrapMask
+        let g = QueueGeometry(log2Size: cmdq.log2)
+        var prod = UInt32(truncatingIfNeeded: read32(.cmdqProd)) & g.pointerMask
         for c in commands {
             let words = c.encode()
-            let slot = cmdq.base + (prod & mask) * 16
+            let slot = cmdq.base &+ g.byteOffset(of: prod, entryBytes: QueueEntrySize.command)
             try! memory.write64(words[0], at: PhysAddr(slot))
             try! memory.write64(words[1], at: PhysAddr(slot + 8))
-            prod = (prod + 1) & wrapMask
+            prod = g.advance(prod)
             commandsIssued &+= 1
         }
-        write32(.cmdqProd, prod)
+        write32(.cmdqProd, UInt64(prod))
     }
 
     /// Issues `commands` and a CMD_SYNC and waits until the SMMU has consumed them
     /// (set-up time only; it runs the simulation).
     func issueAndSync(_ commands: [Command]) throws(SystemSetupError) {
         issue(commands + [.sync(CommandSync(signal: .none))])
-        let wrapMask = UInt64(1) << UInt64(cmdq.log2 + 1) - 1
+        let wrapMask = UInt64(QueueGeometry(log2Size: cmdq.log2).pointerMask)
         let target = read32(.cmdqProd) & wrapMask
         try poll("the command queue to drain") {
             let cons = read32(.cmdqCons)
@@ -320,22 +319,30 @@ final class SMMUHostDriver {
         }
     }
 
+    /// Hands the address of each entry between CONS and PROD of an output queue (event or
+    /// PRI) to `entry`, then moves CONS to PROD, acknowledging an overflow by copying OVFLG
+    /// into OVACKFLG.
+    private func consume(_ queue: (base: UInt64, log2: Int), entryBytes: UInt64, prod: RegisterName, cons: RegisterName,
+                         _ entry: (UInt64) -> Void) {
+        let g = QueueGeometry(log2Size: queue.log2)
+        let prodReg = read32(prod)
+        let end = UInt32(truncatingIfNeeded: prodReg) & g.pointerMask
+        var c = UInt32(truncatingIfNeeded: read32(cons)) & g.pointerMask
+        while c != end {
+            entry(queue.base &+ g.byteOffset(of: c, entryBytes: entryBytes))
+            c = g.advance(c)
+        }
+        write32(cons, UInt64(c) | (prodReg & Q_PROD.ovflg.mask))
+    }
+
     private func drainEvents() {
-        let mask = UInt64(1) << UInt64(eventq.log2) - 1
-        let wrapMask = mask << 1 | 1
-        let prodReg = read32(.eventqProd)
-        var cons = read32(.eventqCons) & wrapMask
-        while cons != prodReg & wrapMask {
-            let a = eventq.base + (cons & mask) * 32
+        consume(eventq, entryBytes: QueueEntrySize.event, prod: .eventqProd, cons: .eventqCons) { a in
             let w = SIMD4<UInt64>((0 ..< 4).map { (try? memory.read64(PhysAddr(a + UInt64($0) * 8))) ?? 0 })
             if let e = try? EventRecord.decode(w) {
                 events.append(e)
                 if e.stall { serviceStall(e) }
             }
-            cons = (cons + 1) & wrapMask
         }
-        // Acknowledge an overflow by copying OVFLG into OVACKFLG.
-        write32(.eventqCons, cons | (prodReg & Q_PROD.ovflg.mask))
         if let trace = sim.trace, let track, let last = events.last {
             trace.instant(track: track, name: "events drained", at: sim.now,
                           args: ["total": .int(Int64(events.count)), "last": .string(last.type.specName)])
@@ -357,16 +364,10 @@ final class SMMUHostDriver {
 
     private func drainPageRequests() {
         guard let priq else { return }
-        let mask = UInt64(1) << UInt64(priq.log2) - 1
-        let wrapMask = mask << 1 | 1
-        let prodReg = read32(.priqProd)
-        var cons = read32(.priqCons) & wrapMask
-        while cons != prodReg & wrapMask {
-            let a = priq.base + (cons & mask) * 16
+        consume(priq, entryBytes: QueueEntrySize.pageRequest, prod: .priqProd, cons: .priqCons) { a in
             let r = PageRequest.decode(SIMD2((try? memory.read64(PhysAddr(a))) ?? 0, (try? memory.read64(PhysAddr(a + 8))) ?? 0))
             pageRequests.append(r)
-            cons = (cons + 1) & wrapMask
-            if r.isStopMarker { continue }
+            if r.isStopMarker { return }
             let key = GroupKey(sid: r.streamID.value, ssid: r.substreamID?.value, prg: r.prgIndex)
             let ok = onPageFault?(r.streamID, r.substreamID, r.pageAddress, r.write) ?? false
             groupFailed[key] = (groupFailed[key] ?? false) || !ok
@@ -384,6 +385,5 @@ final class SMMUHostDriver {
                 }
             }
         }
-        write32(.priqCons, cons | (prodReg & Q_PROD.ovflg.mask))
     }
 }

@@ -193,17 +193,8 @@ public final class System {
             let hasDefault = bound.contains { $0.config.pasid == 0 }
             var cds: [(UInt32, RawCD)] = bound.map { ($0.config.pasid, contextDescriptor(for: $0, device: entry, smmu: smmuConfig)) }
             if !hasDefault && cdBits > 0 {
-                var blocked = RawCD()
-                blocked.v = true
-                blocked.aa64 = true
-                blocked.r = true
-                blocked.a = true
+                var blocked = baseContextDescriptor(smmu: smmuConfig)
                 blocked.epd0 = true
-                blocked.epd1 = true
-                blocked.t0sz = PageTables.t0sz
-                blocked.tg0 = Granule.kb4.tg0Encoding
-                blocked.ips = (AddressSize(bits: smmuConfig.outputAddressBits) ?? .bits48).rawValue
-                blocked.mair = PageTables.mair
                 cds.append((0, blocked))
             }
             for (index, cd) in cds {
@@ -227,21 +218,28 @@ public final class System {
     /// The CD of `space` for a device: AArch64, 4 KiB granule, T0SZ 16, TTB1 disabled,
     /// faults recorded (R) and aborted (A), stalling if the device stalls.
     private func contextDescriptor(for space: AddressSpace, device entry: DeviceEntry, smmu smmuConfig: SMMUConfig) -> RawCD {
+        var cd = baseContextDescriptor(smmu: smmuConfig)
+        cd.s = entry.stall
+        cd.ir0 = 1
+        cd.or0 = 1
+        cd.sh0 = 3
+        cd.ttb0 = space.tables.root
+        cd.asid = UInt64(space.config.asid ?? UInt16(truncatingIfNeeded: space.config.pasid))
+        return cd
+    }
+
+    /// What every CD the host writes shares: valid, AArch64, 4 KiB granule, T0SZ 16, TTB1
+    /// disabled, faults recorded (R) and aborted (A), the SMMU's output size, our MAIR.
+    private func baseContextDescriptor(smmu smmuConfig: SMMUConfig) -> RawCD {
         var cd = RawCD()
         cd.v = true
         cd.aa64 = true
         cd.r = true
         cd.a = true
-        cd.s = entry.stall
         cd.t0sz = PageTables.t0sz
         cd.tg0 = Granule.kb4.tg0Encoding
-        cd.ir0 = 1
-        cd.or0 = 1
-        cd.sh0 = 3
         cd.epd1 = true
-        cd.ttb0 = space.tables.root
         cd.ips = (AddressSize(bits: smmuConfig.outputAddressBits) ?? .bits48).rawValue
-        cd.asid = UInt64(space.config.asid ?? UInt16(truncatingIfNeeded: space.config.pasid))
         cd.mair = PageTables.mair
         return cd
     }

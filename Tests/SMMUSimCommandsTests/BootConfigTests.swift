@@ -99,6 +99,33 @@ import Testing
         }
     }
 
+    /// The crash audit's inputs: each reaches a constructor precondition, an overflow or
+    /// an allocation unless the configuration check catches it first.
+    @Test func badValuesAreOneLineWithStatus65NotATrap() throws {
+        let hello = CLI.image("hello")
+        let cases: [(String, String)] = [
+            ("devices: []\n", "devices: at least one device is required"),
+            ("smmus: []\ndevices:\n  - image: \(hello)\n", "smmus: at least one SMMU is required"),
+            ("devices:\n  - {name: a, image: \(hello)}\n  - {name: a, image: \(hello)}\n", "devices[1].name 'a' is used twice"),
+            ("devices:\n  - image: \(hello)\naddressSpaces:\n  - {pasid: 1}\n  - {pasid: 1}\n", "addressSpaces[1].pasid 1 is used twice"),
+            ("devices:\n  - image: \(hello)\n    device: {sramSize: 4096}\n", "devices[0].image: \(hello): segment 1"),
+            ("devices:\n  - image: \(hello)\n    device: {sramSize: 0}\n", "devices[0].device: SRAM size 0"),
+            ("memory: {size: 0xFFFFFFFFFFFFF000}\ndevices:\n  - image: \(hello)\n", "memory range 0x80000000 + 0xfffffffffffff000 exceeds"),
+            ("smmus:\n  - {eventQueueLog2: 255}\ndevices:\n  - image: \(hello)\n", "smmus[0].eventQueueLog2 255 is outside 1 ... 19"),
+            ("memory: {size: 1M}\ndevices:\n  - image: \(hello)\naddressSpaces:\n  - pasid: 1\n    mappings:\n      - {va: 0x1000, size: 16M, access: rw}\n",
+             "memory: the range of 1048576 bytes is too small"),
+            ("devices:\n  - image: \(hello)\naddressSpaces:\n  - pasid: 1\n    mappings:\n      - {va: 0x1000, size: 4K, access: rw, file: /nonexistent}\n",
+             "addressSpaces[0].mappings[0].file: cannot read /nonexistent"),
+        ]
+        for (text, expected) in cases {
+            let path = try CLI.temporaryFile("sys.yaml", Array(text.utf8))
+            let r = try CLI.run(["boot", "--config", path])
+            #expect(r.status == 65, "\(expected): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            #expect(r.stderr.hasPrefix("smmusim: \(path): \(expected)"), "\(r.stderr)")
+        }
+    }
+
     @Test func imageAndConfigTogetherAreRefused() throws {
         let r = try CLI.run(["boot", CLI.image("hello"), "--config", Self.example("dma.yaml")])
         #expect(r.status == 64)
