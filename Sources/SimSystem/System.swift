@@ -148,9 +148,11 @@ public final class System {
                 }
                 if let file = m.file {
                     let path = config.resolve(file)
-                    guard let bytes = readFile(path) else { throw SystemSetupError("\(at).file: cannot read \(path)") }
+                    guard let bytes = readFile(path, atMost: m.size.value) else {
+                        throw SystemSetupError("\(at).file: cannot read \(path)")
+                    }
                     guard UInt64(bytes.count) <= m.size.value else {
-                        throw SystemSetupError("\(at).file: \(path) holds \(bytes.count) bytes, more than the mapping's \(m.size.value)")
+                        throw SystemSetupError("\(at).file: \(path) holds more than the mapping's \(m.size.value) bytes")
                     }
                     try! memory.write(bytes, at: PhysAddr(pa))
                 }
@@ -165,8 +167,18 @@ public final class System {
         }
     }
 
-    private func readFile(_ path: String) -> [UInt8]? {
-        FileManager.default.contents(atPath: path).map { [UInt8]($0) }
+    /// The file's bytes, reading at most `limit` + 1 of them, so that an endless file
+    /// (`/dev/zero`) or a huge one is refused as too big instead of read whole.
+    private func readFile(_ path: String, atMost limit: UInt64) -> [UInt8]? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let count = Int(clamping: limit < UInt64.max ? limit + 1 : limit)
+        do {
+            // nil: end of file at once, an empty file.
+            return try handle.read(upToCount: count).map { [UInt8]($0) } ?? []
+        } catch {
+            return nil
+        }
     }
 
     private func writeStreamTables() throws(SystemSetupError) {

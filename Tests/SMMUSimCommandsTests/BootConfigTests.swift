@@ -116,6 +116,8 @@ import Testing
              "memory: the range of 1048576 bytes is too small"),
             ("devices:\n  - image: \(hello)\naddressSpaces:\n  - pasid: 1\n    mappings:\n      - {va: 0x1000, size: 4K, access: rw, file: /nonexistent}\n",
              "addressSpaces[0].mappings[0].file: cannot read /nonexistent"),
+            ("devices:\n  - image: \(hello)\naddressSpaces:\n  - pasid: 1\n    mappings:\n      - {va: 0x1000, size: 4K, access: rw, file: /dev/zero}\n",
+             "addressSpaces[0].mappings[0].file: /dev/zero holds more than the mapping's 4096 bytes"),
         ]
         for (text, expected) in cases {
             let path = try CLI.temporaryFile("sys.yaml", Array(text.utf8))
