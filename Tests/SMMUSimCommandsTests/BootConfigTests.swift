@@ -82,6 +82,17 @@ import Testing
         #expect(names.contains("ATS translation") && names.contains("CMD_CFGI_ALL") && names.contains("unmap"))
     }
 
+    /// Boots `config` (YAML text) and expects exit 65, nothing on standard output and one
+    /// line on standard error, `smmusim: <file>: <expected>…`.
+    private func expectOneLineError(config text: String, _ expected: String) throws {
+        let path = try CLI.temporaryFile("sys.yaml", Array(text.utf8))
+        let r = try CLI.run(["boot", "--config", path])
+        #expect(r.status == 65, "\(expected): \(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(r.stderr.hasPrefix("smmusim: \(path): \(expected)"), "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+    }
+
     @Test func configErrorsAreOneLineWithStatus65() throws {
         let cases: [(String, String)] = [
             ("devices:\n  - image: [unclosed\n", "malformed YAML"),
@@ -89,14 +100,7 @@ import Testing
             ("devices:\n  - image: x.elf\n    device: {queueCount: 40}\n", "devices[0].device: 40 hardware queues"),
             ("devices:\n  - image: /nonexistent/x.elf\n", "devices[0].image: /nonexistent/x.elf"),
         ]
-        for (text, expected) in cases {
-            let path = try CLI.temporaryFile("sys.yaml", Array(text.utf8))
-            let r = try CLI.run(["boot", "--config", path])
-            #expect(r.status == 65, "\(expected): \(r.stderr)")
-            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
-            #expect(r.stderr.hasPrefix("smmusim: \(path): \(expected)"), "\(r.stderr)")
-            #expect(r.stdout.isEmpty)
-        }
+        for (text, expected) in cases { try expectOneLineError(config: text, expected) }
     }
 
     /// The crash audit's inputs: each reaches a constructor precondition, an overflow or
@@ -119,13 +123,7 @@ import Testing
             ("devices:\n  - image: \(hello)\naddressSpaces:\n  - pasid: 1\n    mappings:\n      - {va: 0x1000, size: 4K, access: rw, file: /dev/zero}\n",
              "addressSpaces[0].mappings[0].file: /dev/zero holds more than the mapping's 4096 bytes"),
         ]
-        for (text, expected) in cases {
-            let path = try CLI.temporaryFile("sys.yaml", Array(text.utf8))
-            let r = try CLI.run(["boot", "--config", path])
-            #expect(r.status == 65, "\(expected): \(r.stderr)")
-            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
-            #expect(r.stderr.hasPrefix("smmusim: \(path): \(expected)"), "\(r.stderr)")
-        }
+        for (text, expected) in cases { try expectOneLineError(config: text, expected) }
     }
 
     @Test func imageAndConfigTogetherAreRefused() throws {
