@@ -94,6 +94,10 @@ public final class DRAMModel {
     public init(timing: DRAMTiming = DRAMTiming()) {
         if let why = timing.invalidReason { preconditionFailure("DRAMModel: \(why)") }
         self.timing = timing
+        transfer8 = Self.transferTime(8, bandwidth: timing.channelBytesPerSecond)
+        transfer64 = Self.transferTime(64, bandwidth: timing.channelBytesPerSecond)
+        interleaveShift = UInt64(timing.interleaveBytes.trailingZeroBitCount)
+        channelReciprocal = (UInt64.max / UInt64(timing.channels)) &+ 1
         busy = .allocate(capacity: timing.channels)
         busy.initialize(repeating: .zero, count: timing.channels)
         share = .allocate(capacity: timing.channels)
@@ -107,7 +111,7 @@ public final class DRAMModel {
 
     /// The channel that serves `address`.
     public func channel(of address: PhysAddr) -> Int {
-        Int((address.value / timing.interleaveBytes) % UInt64(timing.channels))
+        channel(ofChunk: address.value >> interleaveShift)
     }
 
     /// When the channel is next free (for tests and reports).
@@ -129,9 +133,9 @@ public final class DRAMModel {
         }
         let g = timing.interleaveBytes
         var done = now, idle = now
-        if address.value % g + length <= g {
+        if address.value & (g &- 1) + length <= g {
             // The common case: the access lies in one interleave chunk, so one channel.
-            let c = Int((address.value / g) % UInt64(timing.channels))
+            let c = channel(ofChunk: address.value >> interleaveShift)
             let transfer = transferTime(length)
             busy[c] = add(Swift.max(now, busy[c]), transfer)
             done = add(busy[c], timing.latency)
@@ -152,6 +156,14 @@ public final class DRAMModel {
         return done
     }
 
+    /// `chunk % channels`; exact by multiplication for chunks below 2^32 (all of the first
+    /// 256 GiB with 64-byte interleave), by division above.
+    @inline(__always)
+    private func channel(ofChunk chunk: UInt64) -> Int {
+        guard chunk >> 32 == 0 else { return Int(chunk % UInt64(timing.channels)) }
+        return Int((channelReciprocal &* chunk).multipliedFullWidth(by: UInt64(timing.channels)).high)
+    }
+
     /// Saturating sum: simulated time never wraps.
     @inline(__always)
     private func add(_ a: Tick, _ b: Tick) -> Tick {
@@ -159,9 +171,28 @@ public final class DRAMModel {
         return overflow ? .max : Tick(picoseconds: sum)
     }
 
+    /// The transfer times of an 8-byte and a 64-byte access (a descriptor, a cache line),
+    /// computed once: the 128-bit division in ``transferTime(_:bandwidth:)`` costs more than
+    /// the rest of an access.
+    private let transfer8: Tick
+    private let transfer64: Tick
+    /// log2 of ``DRAMTiming/interleaveBytes`` (a power of two).
+    private let interleaveShift: UInt64
+    /// ⌈2^64 / channels⌉, for a remainder by the channel count without a division
+    /// (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019).
+    private let channelReciprocal: UInt64
+
     /// Picoseconds to move `bytes` over one channel, rounded up so no transfer is free.
+    @inline(__always)
     private func transferTime(_ bytes: UInt64) -> Tick {
-        let bw = timing.channelBytesPerSecond
+        switch bytes {
+        case 8: transfer8
+        case 64: transfer64
+        default: Self.transferTime(bytes, bandwidth: timing.channelBytesPerSecond)
+        }
+    }
+
+    private static func transferTime(_ bytes: UInt64, bandwidth bw: UInt64) -> Tick {
         let product = bytes.multipliedFullWidth(by: 1_000_000_000_000)
         // A quotient that does not fit in 64 bits is beyond any simulated time anyway.
         guard product.high < bw else { return .max }

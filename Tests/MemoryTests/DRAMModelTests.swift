@@ -60,6 +60,25 @@ private let simple = DRAMTiming(latencyPicoseconds: 50_000, channelBytesPerSecon
         #expect(d.totalQueueingDelay == .zero)
     }
 
+    @Test func channelOfAnAddressIsTheChunkModuloTheChannelCount() {
+        // The model finds the channel by multiplication; it must agree with the division
+        // for every channel count, on both sides of the 2^32-chunk boundary.
+        var rng = SimRNG(seed: 7)
+        for channels in [1, 2, 3, 5, 7, 12, 13, 64, 100, 1000, 1023, 1024] {
+            for interleave: UInt64 in [64, 4096] {
+                let d = DRAMModel(timing: DRAMTiming(latencyPicoseconds: 1, channelBytesPerSecond: 1,
+                                                     channels: channels, interleaveBytes: interleave))
+                var addresses: [UInt64] = [0, interleave - 1, interleave, (1 << 32) * interleave - 1,
+                                           (1 << 32) * interleave, .max]
+                for _ in 0 ..< 200 { addresses.append(rng.next() >> (rng.next() % 64)) }
+                for a in addresses {
+                    #expect(d.channel(of: PhysAddr(a)) == Int((a / interleave) % UInt64(channels)),
+                            "address \(a), \(channels) channels, interleave \(interleave)")
+                }
+            }
+        }
+    }
+
     @Test func interleavingSpreadsOneLargeAccess() {
         let d = DRAMModel(timing: simple)
         #expect(d.access(0, bytes: 256, at: .zero) == .ns(64 + 50), "4 channels × 64 bytes in parallel")

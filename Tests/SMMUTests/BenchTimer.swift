@@ -15,6 +15,8 @@ struct BenchTimer {
     private var lapStart: Double
     /// The best (smallest) CPU seconds per operation over the laps so far.
     private var bestLap = Double.infinity
+    /// CPU seconds per operation of every lap, in order.
+    private(set) var laps: [Double] = []
 
     init() {
         wallStart = ContinuousClock.now
@@ -27,6 +29,7 @@ struct BenchTimer {
     mutating func lap(_ count: Int) {
         let now = Self.threadCPUSeconds()
         bestLap = min(bestLap, (now - lapStart) / Double(count))
+        laps.append((now - lapStart) / Double(count))
         lapStart = now
     }
 
@@ -37,12 +40,18 @@ struct BenchTimer {
         return (wall, Self.threadCPUSeconds() - cpuStart)
     }
 
-    /// "N in W ms wall = R M/s, C ms thread CPU = R M/s, best lap R M/s" for `count` operations.
+    /// "N in W ms wall = R M/s, C ms thread CPU = R M/s, best lap R M/s, median lap R M/s"
+    /// for `count` operations. The median lap is the typical speed on a machine whose
+    /// other tenants slow some laps down (on the shared CI machine, by up to 2×).
     func report(_ count: Int) -> String {
         let (wall, cpu) = elapsed()
         func rate(_ s: Double) -> String { String(Int((Double(count) / s / 1e4).rounded())).paddedMillions }
         var text = "\(count) in \(ms(wall)) ms wall = \(rate(wall)) M/s, \(ms(cpu)) ms thread CPU = \(rate(cpu)) M/s"
         if bestLap.isFinite && bestLap > 0 { text += ", best lap \(rate(bestLap * Double(count))) M/s" }
+        let sorted = laps.sorted()
+        if let median = sorted.isEmpty ? nil : sorted[sorted.count / 2], median > 0 {
+            text += ", median lap \(rate(median * Double(count))) M/s"
+        }
         return text
     }
 

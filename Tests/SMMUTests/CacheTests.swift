@@ -3,6 +3,7 @@
 
 import SMMU
 import SMMUArch
+import SimKernel
 import Testing
 
 @Suite("Set-associative cache")
@@ -78,6 +79,41 @@ struct CacheReplacementTests {
         #expect(c.insert(1, 100) == nil)
         #expect(c.peek(1) == 100 && c.peek(2) == 2 && c.count == 2)
         #expect(c.statistics.evictions == 0)
+    }
+
+    /// Wide sets keep a presence filter that lets a miss skip the scan; whatever the
+    /// policy and shape, a cache must still find exactly the keys it holds. Random inserts,
+    /// re-inserts, removals, lookups and invalidations are checked against a plain
+    /// dictionary of what should be present (kept up to date from the evictions reported).
+    @Test(arguments: [(32, 32, ReplacementPolicy.roundRobin), (32, 32, .lru), (64, 16, .random(seed: 5)),
+                      (16, 4, .lru), (300, 300, .random(seed: 9))])
+    func everyHeldKeyIsFoundAndNoOtherWhateverTheOperations(_ shape: (Int, Int, ReplacementPolicy)) {
+        var c = SetAssociativeCache<UInt64, UInt64>(entries: shape.0, ways: shape.1, policy: shape.2)
+        var expected: [UInt64: UInt64] = [:]
+        var rng = SimRNG(seed: UInt64(shape.0 * 1000 + shape.1))
+        for step in 0 ..< 20_000 {
+            let key = rng.next() % UInt64(shape.0 * 3)
+            switch rng.next() % 10 {
+            case 0 ..< 4:
+                if let evicted = c.insert(key, UInt64(step)) { expected[evicted.key] = nil }
+                expected[key] = UInt64(step)
+            case 4:
+                c.fill(key, UInt64(step))
+                expected[key] = UInt64(step)
+                // fill does not report what it evicted: resynchronise from the contents.
+                expected = Dictionary(uniqueKeysWithValues: c.contents.map { ($0.key, $0.value) })
+            case 5:
+                #expect(c.remove(key) == (expected.removeValue(forKey: key) != nil))
+            case 6 where step % 50 == 0:
+                let cut = rng.next() % UInt64(shape.0 * 3)
+                c.invalidate { k, _ in k < cut }
+                expected = expected.filter { $0.key >= cut }
+            default:
+                #expect(c.lookup(key) == expected[key], "step \(step), key \(key)")
+            }
+            #expect(c.count == expected.count)
+        }
+        for k in UInt64(0) ..< UInt64(shape.0 * 3) { #expect(c.peek(k) == expected[k]) }
     }
 
     @Test(arguments: [CacheParameters.microTLB, .mainTLB, .configCache, .walkCache])

@@ -8,6 +8,9 @@ import Memory
 import SimKernel
 import SMMUArch
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import SMMU
 
 @Suite("SMMUv3 speed", .serialized)
@@ -67,6 +70,7 @@ struct ModelBenchTests {
             if i % 50_000 == 49_999 { timer.lap(50_000) }
         }
         let report = timer.report(n)
+        if getenv("SMMU_BENCH_LAPS") != nil { print("laps (ns/op):", timer.laps.map { Int($0 * 1e9) }) }
         let walks = rig.counter("walks")
         print("SMMU cold-walk translations (\(walks) walks, \(rig.counter("walk.memory_reads")) reads): \(report)")
         #expect(wrong == 0)

@@ -38,6 +38,22 @@ struct StatisticsTests {
         #expect(abs(p50 - 500_000) <= 500)
         #expect(abs(p99 - 990_000) <= 990)
         #expect(h.percentile(100) == .ns(1_000))
+        // Runs of equal samples (recorded in one step) count like separate samples, and
+        // a percentile or a reset in the middle of a run loses nothing.
+        let runs = stats.histogram("runs")
+        for _ in 0 ..< 700 { runs.record(.ns(10)) }
+        #expect(runs.p50 == .ns(10) && runs.count == 700)
+        for _ in 0 ..< 300 { runs.record(.ns(10)) }
+        for _ in 0 ..< 1_000 { runs.record(.ns(20)) }
+        runs.record(.ns(10))
+        #expect(runs.count == 2_001 && runs.min == .ns(10) && runs.max == .ns(20))
+        #expect(runs.mean == .ps((1_001 * 10_000 + 1_000 * 20_000) / 2_001))
+        // (A percentile is the top of its value's 0.1 % bucket, capped at the maximum.)
+        #expect(abs(Double(runs.percentile(49).picoseconds) - 10_000) <= 10)
+        #expect(runs.percentile(51) == .ns(20))
+        runs.reset()
+        runs.record(.ns(30))
+        #expect(runs.count == 1 && runs.p50 == .ns(30) && runs.p99 == .ns(30))
         // Empty histograms report zeros.
         let empty = stats.histogram("empty")
         #expect(empty.p99 == .zero && empty.max == .zero && empty.mean == .zero && empty.min == .zero)

@@ -98,10 +98,22 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
     /// LRU: time of last use; larger is more recent.
     @usableFromInline var stamps: [UInt64]
     @usableFromInline var clock: UInt64 = 0
+    /// Only LRU reads the stamps: other policies skip keeping them (one cache line less
+    /// per lookup and insertion).
+    @usableFromInline let stampsUsed: Bool
     /// Round-robin: next victim per set.
     @usableFromInline var nextVictim: [Int]
 
     @usableFromInline var rng: SimRNG
+
+    /// For wide sets (``filterMinimumWays`` ways or more, such as the fully associative
+    /// micro-TLB): per bucket of the tag's bits 32–39, how many valid entries have a tag
+    /// there. A key whose bucket counts zero is absent, so most misses, and the fill that
+    /// follows a miss, skip the scan of the whole set. Empty for narrow sets.
+    @usableFromInline var presence: [UInt32]
+    /// Sets of at least this many ways keep ``presence``.
+    public static var filterMinimumWays: Int { 16 }
+    @usableFromInline static var presenceBuckets: Int { 256 }
 
     public init(entries: Int, ways: Int, policy: ReplacementPolicy) {
         precondition(entries > 0 && ways > 0 && entries % ways == 0,
@@ -113,7 +125,9 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
         keys = Array(repeating: nil, count: entries)
         values = Array(repeating: nil, count: entries)
         stamps = Array(repeating: 0, count: entries)
+        stampsUsed = policy == .lru
         nextVictim = Array(repeating: 0, count: entries / ways)
+        presence = ways >= Self.filterMinimumWays ? Array(repeating: 0, count: Self.presenceBuckets) : []
         let sets = entries / ways
 
         setMask = sets & (sets - 1) == 0 ? UInt64(sets - 1) : nil
@@ -129,8 +143,17 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
 
     /// The first slot of `key`'s set, and its tag.
     @inlinable func locate(_ key: Key) -> (base: Int, tag: UInt64) {
+        Self.locate(key, setMask: setMask, entries: entries, ways: ways)
+    }
+
+    /// ``locate(_:)`` from the cache's shape alone. Mutating methods call this form with
+    /// their own copies of the scalars: calling a non-mutating method on `self` there made
+    /// the optimiser copy the whole cache value (185 bytes) on every insertion.
+    @inlinable @inline(__always)
+    static func locate(_ key: Key, setMask: UInt64?, entries: Int, ways: Int) -> (base: Int, tag: UInt64) {
         let h = StableHash.mix(key.stableHash)
-        let set = setMask.map { h & $0 } ?? h % UInt64(entries / ways)
+        let set: UInt64
+        if let m = setMask { set = h & m } else { set = h % UInt64(entries / ways) }
         return (Int(truncatingIfNeeded: set) &* ways, h | 1)
     }
 
@@ -138,8 +161,11 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
     // micro-TLB's hits best. (Comparing eight tags at a time with SIMD made TLB hits ~30 %
     // slower — extracting the matching lane costs more than the scalar compares it saves —
     // and a closure capturing `self` made the optimiser copy the whole cache value, about
-    // 200 bytes, onto the stack on every probe.)
-    @inlinable @inline(__always) func find(_ key: Key, base: Int, tag: UInt64) -> Int? {
+    // 200 bytes, onto the stack on every probe.) Mutating although it only reads: called
+    // as a non-mutating method from a mutating one, it made the optimiser copy the whole
+    // cache value (185 bytes) on every lookup, as `locate` did in `place`.
+    @inlinable @inline(__always) mutating func find(_ key: Key, base: Int, tag: UInt64) -> Int? {
+        if !presence.isEmpty && presence[Self.bucket(tag)] == 0 { return nil }
         var i = base
         let end = base &+ ways
         while i < end {
@@ -149,9 +175,22 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
         return nil
     }
 
-    @inlinable func find(_ key: Key) -> Int? {
-        let (base, tag) = locate(key)
+    /// The ``presence`` bucket of a tag (bits the set index does not use in a fully
+    /// associative cache; in a wide set-associative one, bits above any set index).
+    @inlinable @inline(__always) static func bucket(_ tag: UInt64) -> Int {
+        Int(truncatingIfNeeded: (tag >> 32) & UInt64(presenceBuckets - 1))
+    }
+
+    @inlinable @inline(__always) mutating func find(_ key: Key) -> Int? {
+        let (base, tag) = Self.locate(key, setMask: setMask, entries: entries, ways: ways)
         return find(key, base: base, tag: tag)
+    }
+
+    /// Marks slot `i` most recently used (for LRU).
+    @inlinable @inline(__always) mutating func markUsed(_ i: Int) {
+        guard stampsUsed else { return }
+        clock &+= 1
+        stamps[i] = clock
     }
 
     /// Looks `key` up, counting a hit or a miss and marking the entry used.
@@ -167,8 +206,7 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
             return nil
         }
         _statistics.hits &+= 1
-        clock &+= 1
-        stamps[i] = clock
+        markUsed(i)
         return i
     }
 
@@ -192,14 +230,13 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
     /// ``touch(_:)`` that also returns where the entry is, or nil (a miss, counted).
     @inlinable public mutating func touchHandle(_ key: Key) -> Handle? {
         _statistics.lookups &+= 1
-        let (base, tag) = locate(key)
+        let (base, tag) = Self.locate(key, setMask: setMask, entries: entries, ways: ways)
         guard let i = find(key, base: base, tag: tag) else {
             _statistics.misses &+= 1
             return nil
         }
         _statistics.hits &+= 1
-        clock &+= 1
-        stamps[i] = clock
+        markUsed(i)
         return Handle(slot: i, tag: tag)
     }
 
@@ -211,14 +248,14 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
         guard i < entries, tags[i] == handle.tag, keys[i] == key else { return touch(key) }
         _statistics.lookups &+= 1
         _statistics.hits &+= 1
-        clock &+= 1
-        stamps[i] = clock
+        markUsed(i)
         return true
     }
 
     /// The entry for `key` without counting or touching replacement state.
     @inlinable public func peek(_ key: Key) -> Value? {
-        find(key).flatMap { values[$0] }
+        var probe = self   // shares storage; the probe writes nothing
+        return probe.find(key).flatMap { values[$0] }
     }
 
     /// Inserts or replaces the entry for `key`; returns the entry evicted to make room.
@@ -244,20 +281,31 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
     /// policy's victim (counted as an eviction) — found in one pass over the set, with
     /// the tag and LRU stamp set. `evicting` tells whether the slot holds another entry.
     private mutating func place(_ key: Key) -> (index: Int, evicting: Bool) {
-        clock &+= 1
-        let (base, tag) = locate(key)
-        // One pass over the set finds the key's own slot or, failing that, the first empty one.
-        var empty: Int?
-        var i = base
+        let ways = self.ways, entries = self.entries
+        let (base, tag) = Self.locate(key, setMask: setMask, entries: entries, ways: ways)
         let end = base &+ ways
-        while i < end {
-            let t = tags[i]
-            if t == tag && keys[i] == key {
-                stamps[i] = clock
-                return (i, false)
+        var empty: Int?
+        if !presence.isEmpty && presence[Self.bucket(tag)] == 0 {
+            // The key is absent: only a free way is looked for, and only if there is one.
+            if count < entries {
+                var i = base
+                while i < end {
+                    if tags[i] == 0 { empty = i; break }
+                    i &+= 1
+                }
             }
-            if t == 0 && empty == nil { empty = i }
-            i &+= 1
+        } else {
+            // One pass over the set finds the key's own slot or, failing that, the first empty one.
+            var i = base
+            while i < end {
+                let t = tags[i]
+                if t == tag && keys[i] == key {
+                    markUsed(i)
+                    return (i, false)
+                }
+                if t == 0 && empty == nil { empty = i }
+                i &+= 1
+            }
         }
         let victim: Int
         let evicting: Bool
@@ -266,24 +314,27 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
             evicting = false
             count += 1
         } else {
-            victim = base + chooseVictim(set: base / ways, base: base)
+            victim = base + chooseVictim(base: base)
             evicting = true
             _statistics.evictions &+= 1
+            if !presence.isEmpty { presence[Self.bucket(tags[victim])] -= 1 }
         }
         tags[victim] = tag
-        stamps[victim] = clock
+        markUsed(victim)
+        if !presence.isEmpty { presence[Self.bucket(tag)] += 1 }
         return (victim, evicting)
     }
 
-    private mutating func chooseVictim(set: Int, base: Int) -> Int {
+    private mutating func chooseVictim(base: Int) -> Int {
         switch policy {
         case .lru:
             var best = 0
             for w in 1 ..< ways where stamps[base + w] < stamps[base + best] { best = w }
             return best
         case .roundRobin:
+            let set = ways == entries ? 0 : base / ways
             let w = nextVictim[set]
-            nextVictim[set] = (w + 1) % ways
+            nextVictim[set] = w + 1 == ways ? 0 : w + 1
             return w
         case .random:
             return rng.nextIndex(ways)
@@ -299,6 +350,7 @@ public struct SetAssociativeCache<Key: CacheKey, Value> {
     }
 
     private mutating func clear(_ i: Int) {
+        if !presence.isEmpty { presence[Self.bucket(tags[i])] -= 1 }
         tags[i] = 0
         keys[i] = nil
         values[i] = nil

@@ -33,6 +33,8 @@ final class ResolvedStream {
     let stage: TranslationStage
     /// False for bypass and abort: no TLB, no walk.
     let translates: Bool
+    /// STE.Config is abort (kept apart so the hot path never copies `config`).
+    let aborts: Bool
 
     init(config: StreamConfig, cd: ContextDescriptor?, bypassStage1: Bool, cdIndex: UInt32?) {
         self.config = config
@@ -46,6 +48,7 @@ final class ResolvedStream {
         asid = active?.asid
         stage = active == nil ? .stage2 : (config.stage2 == nil ? .stage1 : .nested)
         translates = active != nil || config.stage2 != nil
+        if case .abort = config { aborts = true } else { aborts = false }
     }
 
     var activeCD: ContextDescriptor? { stage1?.cd }
@@ -62,10 +65,20 @@ struct ResolvedMemo {
     var cdSlot: ConfigCacheHandle?
 }
 
-/// A decoded CD held by reference (see ``ResolvedStream/stage1``).
+/// A decoded CD held by reference (see ``ResolvedStream/stage1``), at a fixed address
+/// that the walker reads in place: read from a stored property, the ~180-byte value was
+/// copied into every walk.
 final class Stage1Context {
-    let cd: ContextDescriptor
-    init(_ cd: ContextDescriptor) { self.cd = cd }
+    let pointer: UnsafeMutablePointer<ContextDescriptor>
+    init(_ cd: ContextDescriptor) {
+        pointer = .allocate(capacity: 1)
+        pointer.initialize(to: cd)
+    }
+    deinit {
+        pointer.deinitialize(count: 1)
+        pointer.deallocate()
+    }
+    var cd: ContextDescriptor { pointer.pointee }
 }
 
 /// Counts of the translation path, kept in plain stored properties and folded into
@@ -209,7 +222,7 @@ extension SMMUv3 {
             return pathFault(error, request, resolved: nil, time: time, start: now)
         }
         guard resolved.translates else {
-            if case .abort = resolved.config {
+            if resolved.aborts {
                 stats.aborted.increment()
                 return .aborted(.streamAborted, latency: time - now)
             }
@@ -244,9 +257,9 @@ extension SMMUv3 {
             let shift = shifts.trailingZeroBitCount
             shifts &= shifts &- 1
             let base = address & ~((1 << UInt64(shift)) &- 1)
-            var hit = mainTLB.lookup(TLBKey(vmid: vmid, asid: asid, stage: stage, inputBase: base, blockShift: shift))
+            var hit = mainTLBBox.cache.lookup(TLBKey(vmid: vmid, asid: asid, stage: stage, inputBase: base, blockShift: shift))
             if hit == nil && mainTLBHasGlobal && asid != nil {
-                hit = mainTLB.lookup(TLBKey(vmid: vmid, asid: nil, stage: stage, inputBase: base, blockShift: shift))
+                hit = mainTLBBox.cache.lookup(TLBKey(vmid: vmid, asid: nil, stage: stage, inputBase: base, blockShift: shift))
             }
             // An entry that does not allow this access is not trusted: the walk reports the
             // fault with its stage and level (or finds a newer mapping).
@@ -267,8 +280,10 @@ extension SMMUv3 {
         }
         let result: Result<WalkResult, TranslationFault>
         if let s1 = resolved.stage1 {
-            result = walker.translate(input, contextDescriptor: s1.cd, stage2: resolved.stage2, vmid: vmid,
-                                      access: access, at: time)
+            result = withExtendedLifetime(s1) {
+                walker.translate(input, contextDescriptorAt: s1.pointer, stage2: resolved.stage2, vmid: vmid,
+                                 access: access, at: time)
+            }
         } else {
             result = walker.translate(IPA(address), stage2: resolved.stage2!, access: access, at: time)
         }
@@ -281,7 +296,7 @@ extension SMMUv3 {
             pending.walkMemoryReads &+= UInt64(r.memoryReads)
             pending.walkCacheHits &+= UInt64(r.walkCacheHits)
             let entry = TLBEntry(r, vmid: vmid, asid: asid)
-            mainTLB.fill(entry.key, entry)
+            mainTLBBox.cache.fill(entry.key, entry)
             if r.blockShift < 64 { mainTLBShifts |= 1 << UInt64(r.blockShift) }
             if r.global { mainTLBHasGlobal = true }
             if let u { fillMicroTLB(u, substreamID, entry) }
@@ -420,7 +435,7 @@ extension SMMUv3 {
     /// The stream's validated STE, from the configuration cache or fetched and decoded
     /// (the configuration-cache latency is the caller's).
     func streamConfig(_ sid: StreamID, key steKey: ConfigCacheKey, time: inout Tick) throws(PathFault) -> StreamConfig {
-        if let e = configCache.lookup(steKey) {
+        if let e = configCacheBox.cache.lookup(steKey) {
             pending.configHits &+= 1
             return e.config
         }
@@ -493,8 +508,8 @@ extension SMMUv3 {
     /// `configCache.touch(key)` through the slot the memo remembers for it (learnt on the
     /// first touch): the same counting and LRU update without the hash and set scan.
     func touchMemo(_ key: ConfigCacheKey, cd: Bool) -> Bool {
-        if let h = cd ? resolvedMemo?.cdSlot : resolvedMemo?.steSlot { return configCache.touch(key, at: h) }
-        guard let h = configCache.touchHandle(key) else { return false }
+        if let h = cd ? resolvedMemo?.cdSlot : resolvedMemo?.steSlot { return configCacheBox.cache.touch(key, at: h) }
+        guard let h = configCacheBox.cache.touchHandle(key) else { return false }
         if cd { resolvedMemo?.cdSlot = h } else { resolvedMemo?.steSlot = h }
         return true
     }

@@ -86,11 +86,22 @@ public final class SMMUv3 {
     public let features: SMMUFeatures
     public let stats: SMMUStatistics
 
-    @exclusivity(unchecked) var mainTLB: SetAssociativeCache<TLBKey, TLBEntry>
+    /// The main TLB and the configuration cache, each held in a ``CacheBox``: probing a
+    /// cache that is a stored property of this (large) class made the optimiser copy the
+    /// whole cache value (185 bytes) on every lookup of a translation.
+    let mainTLBBox: CacheBox<TLBKey, TLBEntry>
+    let configCacheBox: CacheBox<ConfigCacheKey, ConfigCacheEntry>
+    var mainTLB: SetAssociativeCache<TLBKey, TLBEntry> {
+        _read { yield mainTLBBox.cache }
+        _modify { yield &mainTLBBox.cache }
+    }
+    var configCache: SetAssociativeCache<ConfigCacheKey, ConfigCacheEntry> {
+        _read { yield configCacheBox.cache }
+        _modify { yield &configCacheBox.cache }
+    }
     /// Block sizes present in the main TLB (bit n: 2^n), so a lookup probes only those.
     @exclusivity(unchecked) var mainTLBShifts: UInt64 = 0
     @exclusivity(unchecked) var mainTLBHasGlobal = false
-    @exclusivity(unchecked) var configCache: SetAssociativeCache<ConfigCacheKey, ConfigCacheEntry>
     /// Per-StreamID micro-TLBs (with the block sizes each holds), in creation order.
     @exclusivity(unchecked) var microTLBs: [MicroTLB] = []
     @exclusivity(unchecked) var microTLBIndex: [StreamID: Int] = [:]
@@ -152,12 +163,12 @@ public final class SMMUv3 {
         var wc = parameters.walker
         wc.stage2ExecuteNeverByEL = features.stage2ExecuteNeverByEL
         walker = PageTableWalker(memory: memory, dram: dram, configuration: wc)
-        mainTLB = SetAssociativeCache(parameters.mainTLB)
+        mainTLBBox = CacheBox(SetAssociativeCache(parameters.mainTLB))
         // A placeholder until the first lookup (lastMicroTLBStream is nil); kept alive by microTLBs.
         let first = MicroTLB(SetAssociativeCache(parameters.microTLB))
         microTLBs = [first]
         lastMicroTLB = first
-        configCache = SetAssociativeCache(parameters.configCache)
+        configCacheBox = CacheBox(SetAssociativeCache(parameters.configCache))
         walkSlotFree = Array(repeating: .zero, count: parameters.walkSlots)
         translationSlotFree = Array(repeating: .zero, count: parameters.translationSlots)
         stats = SMMUStatistics(simulator.stats, parameters.name)

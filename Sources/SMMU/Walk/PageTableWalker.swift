@@ -88,6 +88,14 @@ public final class PageTableWalker {
     /// STE's S2VMID when not IGNORED); with stage 2 its VMID is used.
     public func translate(_ input: IOVA, contextDescriptor cd: ContextDescriptor, stage2 s2: Stage2Config?,
                           vmid: VMID? = nil, access: AccessRequest, at now: Tick) -> Result<WalkResult, TranslationFault> {
+        withUnsafePointer(to: cd) { translate(input, contextDescriptorAt: $0, stage2: s2, vmid: vmid, access: access, at: now) }
+    }
+
+    /// ``translate(_:contextDescriptor:stage2:vmid:access:at:)`` with the CD read in place
+    /// (the SMMU keeps each resolved CD at a fixed address: passing the ~180-byte value
+    /// copied it into every walk).
+    func translate(_ input: IOVA, contextDescriptorAt cd: UnsafePointer<ContextDescriptor>, stage2 s2: Stage2Config?,
+                   vmid: VMID?, access: AccessRequest, at now: Tick) -> Result<WalkResult, TranslationFault> {
         statistics.walks &+= 1
         var state = WalkState(time: now)
         do {
@@ -241,7 +249,7 @@ public final class PageTableWalker {
 
     // MARK: Stage 1
 
-    private func walkStage1(_ va: UInt64, cd: ContextDescriptor, s2: Stage2Config?, vmid: VMID?,
+    private func walkStage1(_ va: UInt64, cd: UnsafePointer<ContextDescriptor>, s2: Stage2Config?, vmid: VMID?,
                             access: AccessRequest, state: inout WalkState) throws(TranslationFault) -> Leaf {
         func fault(_ type: EventType, _ level: Int) -> TranslationFault {
             TranslationFault(type: type, inputAddress: va, ipa: nil, access: access, stage2: false, faultClass: .input,
@@ -250,8 +258,8 @@ public final class PageTableWalker {
         }
         // VA[55] selects TTB0 or TTB1 when the context has two ranges; the bits above the
         // input size (up to bit 55 with TBI, else 63) must all equal it.
-        let upper = cd.hasUpperRange && (va >> 55) & 1 == 1
-        guard let region = upper ? cd.ttb1 : cd.ttb0 else { throw fault(.translation, 0) }
+        let upper = cd.pointee.hasUpperRange && (va >> 55) & 1 == 1
+        guard let region = upper ? cd.pointee.ttb1 : cd.pointee.ttb0 else { throw fault(.translation, 0) }
         let g = region.geometry
         let top = region.topByteIgnore ? 55 : 63
         let checked = top - g.inputBits + 1
@@ -262,8 +270,8 @@ public final class PageTableWalker {
         }
         let inputMask: UInt64 = g.inputBits >= 64 ? .max : (1 << UInt64(g.inputBits)) &- 1
         let granule = g.granule
-        let oas = cd.outputSize
-        let asid = cd.asid
+        let oas = cd.pointee.outputSize
+        let asid = cd.pointee.asid
         let regionTag: UInt8 = upper ? 1 : 0
         let start = g.startLevel.rawValue
 
@@ -303,7 +311,7 @@ public final class PageTableWalker {
                 pa = t.output
                 tablePermissions = t.permissions
             }
-            let d = try readDescriptor(pa, bigEndian: cd.bigEndian, state: &state) {
+            let d = try readDescriptor(pa, bigEndian: cd.pointee.bigEndian, state: &state) {
                 var f = fault(.walkExternalAbort, level)
                 f.faultClass = .translationTable
                 return f
@@ -333,14 +341,14 @@ public final class PageTableWalker {
             let block = Self.outputAddress(d, shift: shift, granule: granule, size: oas)
             if !oas.contains(block) { throw fault(.addressSize, level) }
             var updated = d
-            if d >> 10 & 1 == 0 && !cd.accessFlagFaultDisabled {
-                guard cd.hardwareAccessFlag else { throw fault(.access, level) }
+            if d >> 10 & 1 == 0 && !cd.pointee.accessFlagFaultDisabled {
+                guard cd.pointee.hardwareAccessFlag else { throw fault(.access, level) }
                 updated |= 1 << 10
             }
             // Hardware dirty state (FEAT_HAFDBS, CD.HD): a permitted write to a writable-clean
             // page — DBM (bit 51) set, AP[2] set — makes it dirty by clearing AP[2]. A write
             // that faults anyway (APTable, AP[1], PAN) leaves the descriptor clean.
-            if access.isWrite && cd.hardwareDirty && d >> 51 & 1 == 1 && d >> 7 & 1 == 1 {
+            if access.isWrite && cd.pointee.hardwareDirty && d >> 51 & 1 == 1 && d >> 7 & 1 == 1 {
                 let dirty = updated & ~(1 << 7)
                 if Self.stage1Permissions(dirty, attrs, cd: cd).allows(access) { updated = dirty }
             }
@@ -353,7 +361,7 @@ public final class PageTableWalker {
                     f.ipa = IPA(descAddress)
                     throw f
                 }
-                try writeDescriptor(pa, updated, bigEndian: cd.bigEndian, state: &state) {
+                try writeDescriptor(pa, updated, bigEndian: cd.pointee.bigEndian, state: &state) {
                     var f = fault(.walkExternalAbort, level)
                     f.faultClass = .translationTable
                     return f
@@ -363,7 +371,7 @@ public final class PageTableWalker {
             if !permissions.allows(access) { throw fault(.permission, level) }
             var attributes = MemoryAttributes()
             attributes.attributeIndex = UInt8(truncatingIfNeeded: d >> 2 & 7)
-            attributes.memoryType = UInt8(truncatingIfNeeded: cd.mair >> (UInt64(attributes.attributeIndex) * 8))
+            attributes.memoryType = UInt8(truncatingIfNeeded: cd.pointee.mair >> (UInt64(attributes.attributeIndex) * 8))
             attributes.shareability = UInt8(truncatingIfNeeded: d >> 8 & 3)
             let mask: UInt64 = (1 << UInt64(shift)) &- 1
             return Leaf(output: block | (va & mask), blockShift: shift, level: lv,
@@ -372,11 +380,11 @@ public final class PageTableWalker {
     }
 
     /// Stage 1 permissions of a leaf descriptor under the accumulated table attributes.
-    static func stage1Permissions(_ d: UInt64, _ t: TableAttributes, cd: ContextDescriptor) -> Permissions {
+    static func stage1Permissions(_ d: UInt64, _ t: TableAttributes, cd: UnsafePointer<ContextDescriptor>) -> Permissions {
         let writable = d >> 7 & 1 == 0 && !t.contains(.noWrite)
-        let wxn = cd.writeExecuteNever && writable
+        let wxn = cd.pointee.writeExecuteNever && writable
         var p = Permissions()
-        guard cd.hasUpperRange else {
+        guard cd.pointee.hasUpperRange else {
             // Single-range (EL2) regime: no EL0, AP[1] and PXN are RES1/RES0 and ignored;
             // bit 54 and XNTable are XN.
             let execute = d >> 54 & 1 == 0 && !t.contains(.unprivilegedExecuteNever) && !wxn
@@ -387,7 +395,7 @@ public final class PageTableWalker {
         }
         let unprivileged = d >> 6 & 1 == 1 && !t.contains(.noUnprivileged)
         // PAN: privileged data accesses to memory that EL0 can access fault.
-        if !(cd.privilegedAccessNever && unprivileged) {
+        if !(cd.pointee.privilegedAccessNever && unprivileged) {
             p.insert(.privilegedRead)
             if writable { p.insert(.privilegedWrite) }
         }
