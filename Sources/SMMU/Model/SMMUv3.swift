@@ -24,7 +24,7 @@ public struct MicroTLBKey: CacheKey, Sendable {
 
     /// Unmixed: the cache mixes it once when it locates the key (each mix is a chain of
     /// three multiplications, and a translation hashes its keys several times).
-    @inlinable public var stableHash: UInt64 {
+    @inlinable @inline(__always) public var stableHash: UInt64 {
         (inputBase >> UInt64(blockShift & 63)) ^ (UInt64(substream) &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(blockShift) << 58
     }
 }
