@@ -72,9 +72,12 @@ let package = Package(
         .testTarget(name: "RVCoreTests", dependencies: ["RVCore", "Memory"]),
         .testTarget(name: "DevicePlatformTests", dependencies: ["DevicePlatform", "ELFImage", "RVCore", "SimKernel"]),
         .testTarget(name: "SMMUArchTests", dependencies: ["SMMUArch"]),
-        .testTarget(name: "SMMUTests", dependencies: ["SMMU", "SMMUArch", "SimKernel", "Memory"]),
+        // Table builders shared by the SMMU and endpoint tests.
+        .target(name: "SMMUTestSupport", dependencies: ["Memory", "SMMUArch"], path: "Tests/SMMUTestSupport"),
+        .testTarget(name: "SMMUTests", dependencies: ["SMMU", "SMMUArch", "SimKernel", "Memory", "SMMUTestSupport"]),
         .testTarget(name: "SimSystemTests", dependencies: ["SimSystem", "Endpoint", "DevicePlatform", "SMMU", "SMMUArch", "SimKernel", "Memory"]),
-        .testTarget(name: "EndpointTests", dependencies: ["Endpoint", "SMMU", "SMMUArch", "SimKernel", "Memory", "DevicePlatform"]),
+        .testTarget(name: "EndpointTests", dependencies: ["Endpoint", "SMMU", "SMMUArch", "SimKernel", "Memory", "DevicePlatform",
+                                                         "SMMUTestSupport"]),
         .testTarget(name: "GuestKernelTests", dependencies: ["GuestKernel", "SimKernel", "Memory"]),
         .testTarget(name: "SMMUSimCommandsTests", dependencies: ["SMMUSimCommands", "SMMUArch", "smmusim"]),
     ]

@@ -9,6 +9,7 @@ import SimKernel
 import SMMU
 import SMMUArch
 import Testing
+import SMMUTestSupport
 
 final class EndpointRig {
     static let strtab: UInt64 = 0x1000_0000
@@ -83,24 +84,11 @@ final class EndpointRig {
             s.eats = eats ? 0b01 : 0
         }
         let a = Self.strtab + UInt64(sid.value) * 64
-        for i in 0 ..< 8 { try! memory.write64(s.words[i], at: PhysAddr(a + UInt64(i) * 8)) }
+        memory.store(s, at: a)
     }
 
     func putCD(ssid: UInt32, asid: UInt16) {
-        var raw = RawCD()
-        raw.v = true
-        raw.aa64 = true
-        raw.a = true
-        raw.r = true
-        raw.t0sz = 16
-        raw.tg0 = Granule.kb4.tg0Encoding
-        raw.epd1 = true
-        raw.ttb0 = tables.root
-        raw.ips = AddressSize.bits48.rawValue
-        raw.asid = UInt64(asid)
-        raw.mair = 0x44_FF_04_00
-        let a = Self.cdTable + UInt64(ssid) * 64
-        for i in 0 ..< 8 { try! memory.write64(raw.words[i], at: PhysAddr(a + UInt64(i) * 8)) }
+        memory.store(RawCD.stage1(ttb0: tables.root, asid: asid), at: Self.cdTable + UInt64(ssid) * 64)
     }
 
     /// Maps both buffers (`length` bytes each) and fills the source with a known pattern.

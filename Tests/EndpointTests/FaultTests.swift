@@ -5,6 +5,7 @@ import SimKernel
 import SMMU
 import SMMUArch
 import Testing
+import SMMUTestSupport
 
 @Suite("Endpoint faults and PRI")
 struct FaultTests {

@@ -5,6 +5,7 @@ import SimKernel
 import SMMU
 import SMMUArch
 import Testing
+import SMMUTestSupport
 
 @Suite("ATC invalidation")
 struct InvalidationTests {

@@ -12,6 +12,7 @@ import Testing
 import Glibc
 #endif
 @testable import SMMU
+import SMMUTestSupport
 
 @Suite("SMMUv3 speed", .serialized)
 struct ModelBenchTests {

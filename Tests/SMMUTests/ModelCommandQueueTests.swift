@@ -3,6 +3,7 @@ import SimKernel
 import SMMUArch
 import Testing
 @testable import SMMU
+import SMMUTestSupport
 
 /// The command queue wired to the SMMU device: commands written by a driver into CMDQ
 /// memory act on this SMMU's caches and endpoints, and CMD_SYNC signals completion.

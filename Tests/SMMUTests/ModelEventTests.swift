@@ -3,6 +3,7 @@ import SimKernel
 import SMMUArch
 import Testing
 @testable import SMMU
+import SMMUTestSupport
 
 @Suite("SMMUv3 faults as event records in the Event queue")
 struct ModelEventTests {

@@ -8,6 +8,7 @@ import SimKernel
 import SMMUArch
 import Testing
 @testable import SMMU
+import SMMUTestSupport
 
 @Suite("SMMUv3 with random tables and commands")
 struct ModelFuzzTests {

@@ -2,6 +2,7 @@ import Memory
 import SimKernel
 import SMMUArch
 @testable import SMMU
+import SMMUTestSupport
 
 /// An endpoint double that records what the SMMU sends it.
 final class RecordingEndpoint: SMMUEndpointPort {
@@ -71,11 +72,11 @@ final class ModelRig {
     /// Writes an STE at its linear-table slot (or at `address`).
     func putSTE(_ ste: RawSTE, sid: StreamID, at address: UInt64? = nil) {
         let a = address ?? (Self.strtab + UInt64(sid.value) * 64)
-        for i in 0 ..< 8 { try! memory.write64(ste.words[i], at: PhysAddr(a + UInt64(i) * 8)) }
+        memory.store(ste, at: a)
     }
 
     func putCD(_ cd: RawCD, at address: UInt64) {
-        for i in 0 ..< 8 { try! memory.write64(cd.words[i], at: PhysAddr(address + UInt64(i) * 8)) }
+        memory.store(cd, at: address)
     }
 
     /// A stage 1 STE pointing at a CD table of 2^cdMax entries at `cdTable`.
@@ -96,20 +97,7 @@ final class ModelRig {
     /// A CD translating through `tables` with 48-bit VAs and a 48-bit IPS.
     func rawCD(asid: UInt16 = 1, record: Bool = true, stall: Bool = false, ips: AddressSize = .bits48,
                valid: Bool = true) -> RawCD {
-        var raw = RawCD()
-        raw.v = valid
-        raw.aa64 = true
-        raw.a = true
-        raw.r = record
-        raw.s = stall
-        raw.t0sz = 16
-        raw.tg0 = Granule.kb4.tg0Encoding
-        raw.epd1 = true
-        raw.ttb0 = tables.root
-        raw.ips = ips.rawValue
-        raw.asid = UInt64(asid)
-        raw.mair = 0x44_FF_04_00
-        return raw
+        .stage1(ttb0: tables.root, asid: asid, record: record, stall: stall, ips: ips, valid: valid)
     }
 
     /// SID `sid` translating through stage 1 with one CD at `cdTable`.

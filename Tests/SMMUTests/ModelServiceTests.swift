@@ -3,6 +3,7 @@ import SimKernel
 import SMMUArch
 import Testing
 @testable import SMMU
+import SMMUTestSupport
 
 @Suite("SMMUv3 stalls, ATS, PRI and programming through MMIO")
 struct ModelServiceTests {
@@ -192,19 +193,10 @@ struct ModelServiceTests {
         ste.s1CIR = 1
         ste.s1COR = 1
         ste.s1CSH = 3
-        for i in 0 ..< 8 { try! memory.write64(ste.words[i], at: PhysAddr(0x1000_0000 + 4 * 64 + UInt64(i) * 8)) }
-        var cd = RawCD()
-        cd.v = true
-        cd.aa64 = true
-        cd.a = true
-        cd.r = true
-        cd.t0sz = 16
-        cd.tg0 = Granule.kb4.tg0Encoding
-        cd.epd1 = true
-        cd.ttb0 = tables.root
-        cd.ips = AddressSize.bits48.rawValue
-        cd.asid = 5
-        for i in 0 ..< 8 { try! memory.write64(cd.words[i], at: PhysAddr(0x3000_0000 + UInt64(i) * 8)) }
+        memory.store(ste, at: 0x1000_0000 + 4 * 64)
+        var cd = RawCD.stage1(ttb0: tables.root, asid: 5)
+        cd.mair = 0
+        memory.store(cd, at: 0x3000_0000)
         // 11: SMMUEN.
         let before = sim.now
         waitAck(CR0.cmdqEn.mask | CR0.eventqEn.mask | CR0.priqEn.mask | CR0.atsChk.mask | CR0.smmuEn.mask)

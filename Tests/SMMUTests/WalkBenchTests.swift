@@ -9,6 +9,7 @@ import SimKernel
 import SMMU
 import SMMUArch
 import Testing
+import SMMUTestSupport
 
 @Suite("Walker speed", .serialized)
 struct WalkBenchTests {

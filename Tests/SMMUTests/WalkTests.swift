@@ -8,6 +8,7 @@ import SimKernel
 import SMMU
 import SMMUArch
 import Testing
+import SMMUTestSupport
 
 /// Memory, DRAM, allocator and walker for one test.
 final class WalkEnv {
