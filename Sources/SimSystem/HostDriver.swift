@@ -272,8 +272,7 @@ final class SMMUHostDriver {
     // MARK: Stream table
 
     func writeSTE(_ ste: RawSTE, streamID: UInt32) {
-        let a = strtab + UInt64(streamID) * 64
-        for i in 0 ..< 8 { try! memory.write64(ste.words[i], at: PhysAddr(a + UInt64(i) * 8)) }
+        try! memory.store(ste, at: PhysAddr(strtab + UInt64(streamID) * 64))
     }
 
     // MARK: Command queue

@@ -210,8 +210,7 @@ public final class System {
                 cds.append((0, blocked))
             }
             for (index, cd) in cds {
-                let a = cdTable + UInt64(index) * 64
-                for i in 0 ..< 8 { try! memory.write64(cd.words[i], at: PhysAddr(a + UInt64(i) * 8)) }
+                try! memory.store(cd, at: PhysAddr(cdTable + UInt64(index) * 64))
             }
             ste.config = 0b101   // stage 1 translate, stage 2 bypass
             ste.s1Fmt = 0        // linear CD table

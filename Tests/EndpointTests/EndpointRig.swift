@@ -84,11 +84,11 @@ final class EndpointRig {
             s.eats = eats ? 0b01 : 0
         }
         let a = Self.strtab + UInt64(sid.value) * 64
-        memory.store(s, at: a)
+        try! memory.store(s, at: PhysAddr(a))
     }
 
     func putCD(ssid: UInt32, asid: UInt16) {
-        memory.store(RawCD.stage1(ttb0: tables.root, asid: asid), at: Self.cdTable + UInt64(ssid) * 64)
+        try! memory.store(RawCD.stage1(ttb0: tables.root, asid: asid), at: PhysAddr(Self.cdTable + UInt64(ssid) * 64))
     }
 
     /// Maps both buffers (`length` bytes each) and fills the source with a known pattern.

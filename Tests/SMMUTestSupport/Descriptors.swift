@@ -1,14 +1,7 @@
-// STEs and CDs as a driver writes them into memory, for the SMMU and endpoint tests.
+// The stage 1 CD the SMMU and endpoint tests program (written with PhysicalMemory.store).
 
 import Memory
 import SMMUArch
-
-extension PhysicalMemory {
-    /// Writes the eight words of an STE or CD at `address`.
-    public func store<D: RawDescriptor>(_ descriptor: D, at address: UInt64) {
-        for i in 0 ..< 8 { try! write64(descriptor.words[i], at: PhysAddr(address + UInt64(i) * 8)) }
-    }
-}
 
 extension RawCD {
     /// A valid AArch64 CD translating through `ttb0` with a 48-bit VA range (T0SZ 16, 4 KiB

@@ -72,11 +72,11 @@ final class ModelRig {
     /// Writes an STE at its linear-table slot (or at `address`).
     func putSTE(_ ste: RawSTE, sid: StreamID, at address: UInt64? = nil) {
         let a = address ?? (Self.strtab + UInt64(sid.value) * 64)
-        memory.store(ste, at: a)
+        try! memory.store(ste, at: PhysAddr(a))
     }
 
     func putCD(_ cd: RawCD, at address: UInt64) {
-        memory.store(cd, at: address)
+        try! memory.store(cd, at: PhysAddr(address))
     }
 
     /// A stage 1 STE pointing at a CD table of 2^cdMax entries at `cdTable`.

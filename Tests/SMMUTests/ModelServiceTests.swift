@@ -193,10 +193,10 @@ struct ModelServiceTests {
         ste.s1CIR = 1
         ste.s1COR = 1
         ste.s1CSH = 3
-        memory.store(ste, at: 0x1000_0000 + 4 * 64)
+        try! memory.store(ste, at: PhysAddr(0x1000_0000 + 4 * 64))
         var cd = RawCD.stage1(ttb0: tables.root, asid: 5)
         cd.mair = 0
-        memory.store(cd, at: 0x3000_0000)
+        try! memory.store(cd, at: PhysAddr(0x3000_0000))
         // 11: SMMUEN.
         let before = sim.now
         waitAck(CR0.cmdqEn.mask | CR0.eventqEn.mask | CR0.priqEn.mask | CR0.atsChk.mask | CR0.smmuEn.mask)
