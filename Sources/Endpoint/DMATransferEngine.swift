@@ -83,7 +83,6 @@ final class DMATransferEngine {
     // simulation is single-threaded and nothing holds an access across a call).
     @exclusivity(unchecked) var next: UInt64 = 0
     @exclusivity(unchecked) var crc = CRC32C()
-    let pattern: UInt64
     /// Transactions in flight, oldest at `head`.
     let ring: UnsafeMutablePointer<InFlight>
     let slots: Int
@@ -93,6 +92,10 @@ final class DMATransferEngine {
     @exclusivity(unchecked) var lastWriteEvent: Tick = .zero
     /// Staging buffers of a host-to-host copy, one per ring slot.
     let staging: UnsafeMutableRawPointer?
+    /// A CRC-32C of host memory: the buffer each read lands in (reads are consumed as they
+    /// complete). A fill of host memory: the pattern laid out over a write chunk plus 8
+    /// bytes, so a chunk starting at transfer offset `o` is at `o & 7`. Nil otherwise.
+    let scratch: UnsafeMutableRawPointer?
     /// Everything issued so far has finished by then.
     @exclusivity(unchecked) var end: Tick
     @exclusivity(unchecked) var problem: Problem?
@@ -144,7 +147,6 @@ final class DMATransferEngine {
         end = start
         length = transfer.length
         privileged = transfer.privileged
-        pattern = transfer.pattern
         var rh = false, rl = false, wh = false, wl = false
         var sa: UInt64 = 0, da: UInt64 = 0
         var sp: UInt32?, dp: UInt32?
@@ -172,6 +174,18 @@ final class DMATransferEngine {
         ring = .allocate(capacity: slots)
         ring.initialize(repeating: InFlight(offset: 0, end: .zero, writePhysical: 0, length: 0, flags: 0), count: slots)
         staging = rh && wh ? .allocate(byteCount: slots * Int(min(readChunk, writeChunk)), alignment: 64) : nil
+        if rh && !wh && !wl {
+            scratch = .allocate(byteCount: Int(readChunk), alignment: 64)
+        } else if wh && !rh && !rl {
+            let n = Int(writeChunk) + 8
+            let p = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
+            for i in 0 ..< n {
+                p.storeBytes(of: UInt8(truncatingIfNeeded: transfer.pattern >> (8 * UInt64(i & 7))), toByteOffset: i, as: UInt8.self)
+            }
+            scratch = p
+        } else {
+            scratch = nil
+        }
         stepAction = { [self] in stepEvent() }
         writeAction = { [self] in postWrite() }
         atsAction = { [self] in atsCompleted() }
@@ -179,6 +193,7 @@ final class DMATransferEngine {
 
     deinit {
         staging?.deallocate()
+        scratch?.deallocate()
         ring.deallocate()
     }
 
@@ -431,29 +446,22 @@ final class DMATransferEngine {
     /// On the first transaction into a page, asks for the translations of the next pages
     /// of each host side.
     func prefetch(offset o: UInt64, at t: Tick) {
-        let ep = endpoint
-        let n = prefetchPages
-        if readsHost {
-            let a = sourceAddress &+ o
-            if o == 0 || a & 0xFFF == 0 {
-                let last = sourceAddress &+ (length - 1)
-                for k in 1 ... n {
-                    let page = (a & ~0xFFF) &+ k << 12
-                    guard page > a, page <= last else { break }
-                    ep.prefetch(pasid: sourcePASID, page: page, write: false, privileged: privileged, at: t)
-                }
-            }
-        }
-        if writesHost {
-            let a = destinationAddress &+ o
-            if o == 0 || a & 0xFFF == 0 {
-                let last = destinationAddress &+ (length - 1)
-                for k in 1 ... n {
-                    let page = (a & ~0xFFF) &+ k << 12
-                    guard page > a, page <= last else { break }
-                    ep.prefetch(pasid: destinationPASID, page: page, write: true, privileged: privileged, at: t)
-                }
-            }
+        if readsHost { prefetchAhead(base: sourceAddress, pasid: sourcePASID, write: false, offset: o, at: t) }
+        if writesHost { prefetchAhead(base: destinationAddress, pasid: destinationPASID, write: true, offset: o, at: t) }
+    }
+
+    /// One host side starting at `base`: when offset `o` starts the transfer or a page,
+    /// asks for up to `prefetchPages` (> 0, checked by the caller) following pages that the
+    /// transfer still reaches.
+    @inline(__always)
+    private func prefetchAhead(base: UInt64, pasid: UInt32?, write: Bool, offset o: UInt64, at t: Tick) {
+        let a = base &+ o
+        guard o == 0 || a & 0xFFF == 0 else { return }
+        let last = base &+ (length - 1)
+        for k in 1 ... prefetchPages {
+            let page = (a & ~0xFFF) &+ k << 12
+            guard page > a, page <= last else { break }
+            endpoint.prefetch(pasid: pasid, page: page, write: write, privileged: privileged, at: t)
         }
     }
 
@@ -473,9 +481,9 @@ final class DMATransferEngine {
                 if sram.pageFlags[first] | sram.pageFlags[last] != 0 { sram.noteWrite(d, size: len) }
             } else {
                 // CRC-32C: reads arrive in address order.
-                var chunk = [UInt8](repeating: 0, count: n)
-                try chunk.withUnsafeMutableBytes { try memory.read(PhysAddr(pa), into: $0) }
-                crc.update(chunk)
+                let chunk = UnsafeMutableRawBufferPointer(start: scratch!, count: n)
+                try memory.read(PhysAddr(pa), into: chunk)
+                crc.update(UnsafeRawBufferPointer(chunk))
             }
             return true
         } catch {
@@ -496,12 +504,7 @@ final class DMATransferEngine {
             } else {
                 // The pattern repeats every 8 bytes of the transfer, so a chunk starts at
                 // byte `o % 8` of it.
-                var p = pattern.littleEndian
-                var chunk = [UInt8](repeating: 0, count: n)
-                withUnsafeBytes(of: &p) { pb in
-                    for i in 0 ..< n { chunk[i] = pb[Int((o &+ UInt64(i)) & 7)] }
-                }
-                try memory.write(chunk, at: PhysAddr(pa))
+                try memory.write(UnsafeRawBufferPointer(start: scratch! + Int(o & 7), count: n), at: PhysAddr(pa))
             }
             return true
         } catch {

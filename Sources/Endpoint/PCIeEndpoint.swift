@@ -469,7 +469,7 @@ public final class PCIeEndpoint: SMMUEndpointPort, HostInterface {
     public func coreAccess(pasid: UInt32?, address: UInt64, size: Int, write: Bool, value: UInt64,
                            privileged: Bool, at time: Tick) -> HostAccessResult {
         stats.hostWindowAccesses.increment()
-        guard [1, 2, 4, 8].contains(size), address & UInt64(size - 1) == 0, pasidAllowed(pasid) else {
+        guard size > 0, size <= 8, size & (size - 1) == 0, address & UInt64(size - 1) == 0, pasidAllowed(pasid) else {
             return .fault(DMAFault(address: address, reason: .invalid, write: write), latency: .zero)
         }
         var t = time
