@@ -52,23 +52,27 @@ public final class PCIeLink {
     /// than `time`; returns when the last one has arrived at the root complex.
     @inline(__always)
     public func sendUpstream(payload: UInt64, tlps: UInt64 = 1, at time: Tick) -> Tick {
-        let bytes = payload &+ tlps &* overhead
-        upstreamBytes &+= bytes
-        upstreamTLPs &+= tlps
-        let start = time > upstreamBusyUntil ? time : upstreamBusyUntil
-        upstreamBusyUntil = start + serialization(bytes)
-        return upstreamBusyUntil + latency
+        send(payload: payload, tlps: tlps, at: time,
+             busyUntil: &upstreamBusyUntil, bytesSent: &upstreamBytes, tlpsSent: &upstreamTLPs)
     }
 
     /// The same for the downstream direction (completions, messages to the endpoint).
     @inline(__always)
     public func sendDownstream(payload: UInt64, tlps: UInt64 = 1, at time: Tick) -> Tick {
+        send(payload: payload, tlps: tlps, at: time,
+             busyUntil: &downstreamBusyUntil, bytesSent: &downstreamBytes, tlpsSent: &downstreamTLPs)
+    }
+
+    /// One direction: the TLPs queue behind what it is still serialising, then pay the latency.
+    @inline(__always)
+    private func send(payload: UInt64, tlps: UInt64, at time: Tick,
+                      busyUntil: inout Tick, bytesSent: inout UInt64, tlpsSent: inout UInt64) -> Tick {
         let bytes = payload &+ tlps &* overhead
-        downstreamBytes &+= bytes
-        downstreamTLPs &+= tlps
-        let start = time > downstreamBusyUntil ? time : downstreamBusyUntil
-        downstreamBusyUntil = start + serialization(bytes)
-        return downstreamBusyUntil + latency
+        bytesSent &+= bytes
+        tlpsSent &+= tlps
+        let start = time > busyUntil ? time : busyUntil
+        busyUntil = start + serialization(bytes)
+        return busyUntil + latency
     }
 
     /// Completion TLPs for a read of `length` bytes (split at Max_Payload_Size).

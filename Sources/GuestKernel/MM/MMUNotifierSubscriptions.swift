@@ -124,14 +124,7 @@ public final class MMUNotifierSubscriptions: @unchecked Sendable, CustomStringCo
         }
         if ret != nil, effectiveEAGAINRule == .pairedEnd {
             // Subscriptions whose start succeeded expect their end: call it for all.
-            for sub in list where sub.isHashed {
-                guard let end = sub.ops.invalidateRangeEnd else { continue }
-                let since = kernel.now
-                if !range.blockable { kernel.preemptDisable() }
-                await end(sub, range)
-                if !range.blockable { kernel.preemptEnable() }
-                section(sub.ops.endName, since: since)
-            }
+            await callInvalidateRangeEnd(range)
         }
         await srcu.readUnlock(idx, site: "mn_hlist_invalidate_range_start")
         return ret
@@ -141,6 +134,13 @@ public final class MMUNotifierSubscriptions: @unchecked Sendable, CustomStringCo
     nonisolated(nonsending) func hlistInvalidateEnd(_ range: MMUNotifierRange) async {
         let srcu = core.srcu
         let idx = await srcu.readLock(site: "mn_hlist_invalidate_end")
+        await callInvalidateRangeEnd(range)
+        await srcu.readUnlock(idx, site: "mn_hlist_invalidate_end")
+    }
+
+    /// Every hashed subscription's `invalidate_range_end`, inside the caller's SRCU read
+    /// section; for a non-blockable range each call runs with preemption disabled.
+    private nonisolated(nonsending) func callInvalidateRangeEnd(_ range: MMUNotifierRange) async {
         for sub in list where sub.isHashed {
             guard let end = sub.ops.invalidateRangeEnd else { continue }
             let since = kernel.now
@@ -149,7 +149,6 @@ public final class MMUNotifierSubscriptions: @unchecked Sendable, CustomStringCo
             if !range.blockable { kernel.preemptEnable() }
             section(sub.ops.endName, since: since)
         }
-        await srcu.readUnlock(idx, site: "mn_hlist_invalidate_end")
     }
 
     /// `mn_hlist_release`: every `release` (once per subscription), then unhash all, then
