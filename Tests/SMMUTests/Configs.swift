@@ -9,10 +9,14 @@ import SMMUTestSupport
 /// Decoded configurations built the way a driver would program them.
 enum Configs {
     /// An SMMU with every granule, small translation tables and hardware AF updates.
-    static var features: SMMUFeatures {
+    static var features: SMMUFeatures { features() }
+
+    /// The same SMMU, with hardware dirty-state updates too and/or mixed-endian tables.
+    static func features(dirty: Bool = false, mixedEndian: Bool = false) -> SMMUFeatures {
         var c = SMMUConfig()
         c.smallTranslationTables = true
-        c.hardwareTableUpdate = .accessFlag
+        c.hardwareTableUpdate = dirty ? .accessFlagAndDirty : .accessFlag
+        if mixedEndian { c.tableEndianness = .mixed }
         return c.features
     }
 
@@ -63,20 +67,8 @@ enum Configs {
         raw.had0 = o.had0
         raw.endi = o.bigEndian
         raw.mair = 0x44_FF_04_00
-        var f = features
-        if o.hd {
-            var c = SMMUConfig()
-            c.smallTranslationTables = true
-            c.hardwareTableUpdate = .accessFlagAndDirty
-            f = c.features
-        }
-        if o.bigEndian {
-            var c = SMMUConfig()
-            c.smallTranslationTables = true
-            c.hardwareTableUpdate = .accessFlag
-            c.tableEndianness = .mixed
-            f = c.features
-        }
+        // Big-endian tables decode against an SMMU with AF updates only (never with HD).
+        let f = o.bigEndian ? features(mixedEndian: true) : features(dirty: o.hd)
         return try! raw.decode(features: f, context: CDContext(streamWorld: o.el2 ? .el2 : .el1))
     }
 
@@ -107,14 +99,7 @@ enum Configs {
         raw.s2AFFD = o.affd
         raw.s2HA = o.ha
         raw.s2HD = o.hd
-        var f = features
-        if o.hd {
-            var c = SMMUConfig()
-            c.smallTranslationTables = true
-            c.hardwareTableUpdate = .accessFlagAndDirty
-            f = c.features
-        }
-        guard case .stage2(let s2, _) = try! raw.decode(features: f) else { fatalError("not a stage 2 STE") }
+        guard case .stage2(let s2, _) = try! raw.decode(features: features(dirty: o.hd)) else { fatalError("not a stage 2 STE") }
         return s2
     }
 
