@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Tools/setup.sh >/dev/null
-swift build -c release --build-tests --scratch-path .build-bench --quiet
-swift test -c release --skip-build --scratch-path .build-bench \
+swift build -c release -Xswiftc -enable-testing --build-tests --scratch-path .build-bench --quiet
+swift test -c release -Xswiftc -enable-testing --skip-build --scratch-path .build-bench \
     --filter "EndpointBenchTests" 2>&1 | grep -E "^endpoint" || {
     echo "bench-endpoint: the benchmark suite printed nothing (did it fail?)" >&2
     exit 1
